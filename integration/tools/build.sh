@@ -48,9 +48,24 @@ for entry in "${tools[@]}"; do
     echo "[$i/$total] $name: up to date" >&2
     continue
   fi
-  echo "[$i/$total] $name: building (cold builds take minutes) ..." >&2
   start=$(date +%s)
+  # A ticker shows the elapsed time, so a cold build is never a silent wait.
+  (
+    interval=5; [[ -t 2 ]] || interval=30
+    while sleep "$interval"; do
+      if [[ -t 2 ]]; then
+        printf '\r[%d/%d] %s: building ... %ds ' "$i" "$total" "$name" $(( $(date +%s) - start )) >&2
+      else
+        printf '[%d/%d] %s: building ... %ds\n' "$i" "$total" "$name" $(( $(date +%s) - start )) >&2
+      fi
+    done
+  ) &
+  ticker=$!
+  trap 'kill $ticker 2>/dev/null' EXIT
+  echo "[$i/$total] $name: building (a cold build takes minutes) ..." >&2
   (cd "$here/$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$dir/$name.tmp" "$pkg")
+  kill $ticker 2>/dev/null; wait $ticker 2>/dev/null || true
+  [[ -t 2 ]] && printf '\n' >&2
   mv "$dir/$name.tmp" "$dir/$name"
   echo "$stamp" >"$dir/$name.stamp"
   echo "[$i/$total] $name: built in $(( $(date +%s) - start ))s" >&2
