@@ -1,0 +1,89 @@
+package tcpproxy
+
+import (
+	"errors"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Values of the result label of nodemesh_proxy_tcp_connections_total.
+const (
+	resultOK           = "ok"            // a backend accepted the connection
+	resultDenied       = "denied"        // Options.Admit refused the source
+	resultNoEndpoints  = "no_endpoints"  // the route has no endpoint to try
+	resultConnectError = "connect_error" // every attempted endpoint failed
+)
+
+// Values of the direction label of nodemesh_proxy_tcp_bytes_total.
+const (
+	directionToBackend = "to_backend"
+	directionToClient  = "to_client"
+)
+
+// metrics holds the collectors of one Manager. Labels are bounded by the
+// number of services: never an IP or a port.
+type metrics struct {
+	connections *prometheus.CounterVec
+	active      *prometheus.GaugeVec
+	bytes       *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) *metrics {
+	m := &metrics{
+		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodemesh_proxy_tcp_connections_total",
+			Help: "TCP connections accepted by the proxy, by destination service and result (ok, denied, no_endpoints, connect_error).",
+		}, []string{"namespace", "service", "result"}),
+		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "nodemesh_proxy_tcp_active_connections",
+			Help: "TCP connections currently proxied, by destination service.",
+		}, []string{"namespace", "service"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "nodemesh_proxy_tcp_bytes_total",
+			Help: "Bytes copied by the TCP proxy, by destination service and direction (to_backend, to_client).",
+		}, []string{"namespace", "service", "direction"}),
+	}
+	if reg != nil {
+		m.connections = register(reg, m.connections)
+		m.active = register(reg, m.active)
+		m.bytes = register(reg, m.bytes)
+	}
+	return m
+}
+
+// register registers c, or returns the collector already registered under
+// the same name so that two Managers may share one registry. Any other
+// error is a programming error (a clashing definition) and panics, as
+// promauto does.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing
+			}
+		}
+		panic(err)
+	}
+	return c
+}
+
+// routeMetrics are one route's children, bound once per Apply so the
+// per-connection path does no label lookups.
+type routeMetrics struct {
+	ok, denied, noEndpoints, connectError prometheus.Counter
+	active                                prometheus.Gauge
+	toBackend, toClient                   prometheus.Counter
+}
+
+func (m *metrics) forService(namespace, name string) routeMetrics {
+	return routeMetrics{
+		ok:           m.connections.WithLabelValues(namespace, name, resultOK),
+		denied:       m.connections.WithLabelValues(namespace, name, resultDenied),
+		noEndpoints:  m.connections.WithLabelValues(namespace, name, resultNoEndpoints),
+		connectError: m.connections.WithLabelValues(namespace, name, resultConnectError),
+		active:       m.active.WithLabelValues(namespace, name),
+		toBackend:    m.bytes.WithLabelValues(namespace, name, directionToBackend),
+		toClient:     m.bytes.WithLabelValues(namespace, name, directionToClient),
+	}
+}

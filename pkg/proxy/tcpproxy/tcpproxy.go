@@ -1,0 +1,234 @@
+// Package tcpproxy is the node proxy's TCP data plane: one listener per
+// table.StreamRoute ProxyPort, each connection sent to a backend endpoint
+// chosen by weight, and bytes copied both ways with half-close.
+//
+// Reloads: Apply swaps a port's route with one atomic store. A listener is
+// opened or closed only when the set of ports changes. Open connections keep
+// the backend they were connected to, as long as their port stays in the
+// table; when a port leaves the table its listener and its open connections
+// are closed, since nothing would route to that port any more.
+package tcpproxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nodemesh/nodemesh/pkg/proxy/pick"
+	"github.com/nodemesh/nodemesh/pkg/table"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultConnectTimeout  = 5 * time.Second
+	DefaultConnectAttempts = 3
+	// DefaultIdleTimeout matches Envoy's TCP proxy default: long-lived
+	// quiet connections (databases) are common in a mesh.
+	DefaultIdleTimeout = time.Hour
+)
+
+// AdmitFunc decides at accept time whether a connection from source may use
+// route, which belongs to table t. It is where ACL enforcement plugs in.
+type AdmitFunc func(t *table.Table, route *table.StreamRoute, source netip.Addr) bool
+
+// Options configures a Manager. The zero value is usable.
+type Options struct {
+	// ListenAddress is the IP every listener binds; "" means all addresses.
+	ListenAddress string
+	// ConnectTimeout bounds one connect attempt to a backend endpoint.
+	// Zero means DefaultConnectTimeout.
+	ConnectTimeout time.Duration
+	// ConnectAttempts is how many endpoints are tried, in the order of
+	// pick.Set.Candidates, before the client connection is closed. Zero
+	// means DefaultConnectAttempts.
+	ConnectAttempts int
+	// IdleTimeout closes a connection that moved no byte in either
+	// direction for this long (at most twice this long; see tunnel.pump).
+	// Zero means DefaultIdleTimeout; negative means never.
+	IdleTimeout time.Duration
+	// Registerer receives the nodemesh_proxy_tcp_* metrics; nil means they
+	// are kept but not registered.
+	Registerer prometheus.Registerer
+	// Logger receives connect failures and accept errors; nil discards them.
+	Logger *slog.Logger
+	// Admit, when set, is asked about every accepted connection before a
+	// backend is dialled; a refused connection is closed at once. Nil
+	// admits every connection.
+	Admit AdmitFunc
+}
+
+// Manager owns the TCP listeners of one proxy. Its methods are safe for
+// concurrent use.
+type Manager struct {
+	opts    Options
+	metrics *metrics
+	dialer  net.Dialer
+
+	mu        sync.Mutex
+	listeners map[int32]*listener
+	closed    bool
+	wg        sync.WaitGroup // accept loops and connections
+}
+
+// New returns a Manager with no listeners; call Apply to open them.
+func New(opts Options) *Manager {
+	if opts.ConnectTimeout <= 0 {
+		opts.ConnectTimeout = DefaultConnectTimeout
+	}
+	if opts.ConnectAttempts <= 0 {
+		opts.ConnectAttempts = DefaultConnectAttempts
+	}
+	if opts.IdleTimeout == 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Manager{
+		opts:      opts,
+		metrics:   newMetrics(opts.Registerer),
+		dialer:    net.Dialer{Timeout: opts.ConnectTimeout},
+		listeners: map[int32]*listener{},
+	}
+}
+
+// errClosed is returned by Apply after Close.
+var errClosed = errors.New("tcp proxy: manager closed")
+
+// Apply makes the listeners match t.TCP. It is all-or-nothing: it checks
+// every route and opens every new listener first; on any failure it closes
+// the listeners it just opened, returns an error naming the port, and leaves
+// the previous state serving. The Manager keeps t: callers must not modify
+// it afterwards.
+func (m *Manager) Apply(t *table.Table) error {
+	routes, err := m.buildRoutes(t)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errClosed
+	}
+	ports := make([]int32, 0, len(routes))
+	for port := range routes {
+		ports = append(ports, port)
+	}
+	slices.Sort(ports)
+
+	opened := map[int32]*listener{}
+	for _, port := range ports {
+		if _, ok := m.listeners[port]; ok {
+			continue
+		}
+		l, err := m.listen(port)
+		if err != nil {
+			for _, o := range opened {
+				o.close()
+			}
+			return fmt.Errorf("tcp proxy port %d (%s): %w", port, routes[port].stream.Service, err)
+		}
+		opened[port] = l
+	}
+
+	for _, port := range ports {
+		if l, ok := m.listeners[port]; ok {
+			l.route.Store(routes[port])
+		}
+	}
+	for _, port := range ports {
+		if l, ok := opened[port]; ok {
+			l.route.Store(routes[port])
+			m.listeners[port] = l
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				l.acceptLoop()
+			}()
+		}
+	}
+	for port, l := range m.listeners {
+		if _, ok := routes[port]; !ok {
+			l.close()
+			delete(m.listeners, port)
+		}
+	}
+	return nil
+}
+
+// buildRoutes checks t.TCP and prepares one route per port.
+func (m *Manager) buildRoutes(t *table.Table) (map[int32]*route, error) {
+	routes := make(map[int32]*route, len(t.TCP))
+	for i := range t.TCP {
+		sr := &t.TCP[i]
+		if sr.ProxyPort <= 0 || sr.ProxyPort > 65535 {
+			return nil, fmt.Errorf("tcp proxy port %d (%s): out of range", sr.ProxyPort, sr.Service)
+		}
+		if prev, ok := routes[sr.ProxyPort]; ok {
+			return nil, fmt.Errorf("tcp proxy port %d: used by both %s and %s", sr.ProxyPort, prev.stream.Service, sr.Service)
+		}
+		set, err := pick.New(sr.Backends)
+		if err != nil {
+			return nil, fmt.Errorf("tcp proxy port %d (%s): %w", sr.ProxyPort, sr.Service, err)
+		}
+		routes[sr.ProxyPort] = &route{
+			table:   t,
+			stream:  sr,
+			set:     set,
+			metrics: m.metrics.forService(sr.Service.Namespace, sr.Service.Name),
+		}
+	}
+	return routes, nil
+}
+
+// Ports returns the ports with an open listener, sorted.
+func (m *Manager) Ports() []int32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ports := make([]int32, 0, len(m.listeners))
+	for p := range m.listeners {
+		ports = append(ports, p)
+	}
+	slices.Sort(ports)
+	return ports
+}
+
+// Close closes every listener and every open connection, and waits for
+// their goroutines to end. Apply fails after Close.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	for port, l := range m.listeners {
+		l.close()
+		delete(m.listeners, port)
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+	return nil
+}
+
+func (m *Manager) listen(port int32) (*listener, error) {
+	addr := net.JoinHostPort(m.opts.ListenAddress, fmt.Sprint(port))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &listener{
+		mgr:    m,
+		port:   port,
+		ln:     ln.(*net.TCPListener),
+		ctx:    ctx,
+		cancel: cancel,
+		conns:  map[*net.TCPConn]struct{}{},
+	}, nil
+}
