@@ -184,7 +184,7 @@ func TestClientRetriesRejectedTableUntilReplaced(t *testing.T) {
 	defer stop()
 	waitFor(t, func() bool { return rec.last() == 1 })
 
-	s.Publish(testTable("bad"))                          // version 2, rejected
+	s.Publish(testTable("bad"))                             // version 2, rejected
 	waitFor(t, func() bool { return rec.callCount() >= 3 }) // offered again after backoff
 	if st := c.Status(); st.Applied != 1 || st.LastError == "" {
 		t.Fatalf("status after a rejection: %+v", st)
