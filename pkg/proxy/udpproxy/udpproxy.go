@@ -1,0 +1,232 @@
+// Package udpproxy is the node proxy's UDP data plane: one listener per
+// table.StreamRoute ProxyPort and, per client address, a session with its
+// own connected socket to one backend endpoint, so replies go back to the
+// client that asked.
+//
+// Sessions end after IdleTimeout without a datagram either way. The session
+// table of each port is capped at MaxSessions (default 1,024): a datagram
+// from a new client beyond the cap is dropped and counted, so a flood of
+// source addresses cannot exhaust file descriptors or memory.
+//
+// Reloads: Apply swaps a port's route with one atomic store; a listener is
+// opened or closed only when the set of ports changes. A session keeps its
+// endpoint while that endpoint is still in the port's new route; sessions
+// whose endpoint left it are closed, so the client's next datagram picks a
+// live one (UDP has no connect failure to tell us). When a port leaves the
+// table, its listener and sessions are closed.
+package udpproxy
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nodemesh/nodemesh/pkg/proxy/pick"
+	"github.com/nodemesh/nodemesh/pkg/table"
+)
+
+// Defaults for zero Options fields.
+const (
+	DefaultIdleTimeout = 60 * time.Second
+	DefaultMaxSessions = 1024
+	// connectAttempts bounds the endpoints tried when opening a session.
+	// Opening a UDP socket fails only on local errors, so few suffice.
+	connectAttempts = 3
+)
+
+// AdmitFunc decides whether datagrams from source may use route, which
+// belongs to table t. It is asked when a new client session would be
+// opened; it is where ACL enforcement plugs in.
+type AdmitFunc func(t *table.Table, route *table.StreamRoute, source netip.Addr) bool
+
+// Options configures a Manager. The zero value is usable.
+type Options struct {
+	// ListenAddress is the IP every listener binds; "" means all addresses.
+	ListenAddress string
+	// IdleTimeout ends a session with no datagram either way for this
+	// long. Zero means DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	// MaxSessions caps the sessions of each port. Zero means
+	// DefaultMaxSessions.
+	MaxSessions int
+	// Registerer receives the nodemesh_proxy_udp_* metrics; nil means they
+	// are kept but not registered.
+	Registerer prometheus.Registerer
+	// Logger receives socket errors; nil discards them.
+	Logger *slog.Logger
+	// Admit, when set, is asked before a session is opened for a new
+	// client; refused datagrams are dropped. Nil admits every client.
+	Admit AdmitFunc
+}
+
+// Manager owns the UDP listeners of one proxy. Its methods are safe for
+// concurrent use.
+type Manager struct {
+	opts    Options
+	metrics *metrics
+	epoch   time.Time // origin of session activity clocks
+
+	mu        sync.Mutex
+	listeners map[int32]*listener
+	closed    bool
+	wg        sync.WaitGroup // read loops and sessions
+}
+
+// New returns a Manager with no listeners; call Apply to open them.
+func New(opts Options) *Manager {
+	if opts.IdleTimeout <= 0 {
+		opts.IdleTimeout = DefaultIdleTimeout
+	}
+	if opts.MaxSessions <= 0 {
+		opts.MaxSessions = DefaultMaxSessions
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	return &Manager{
+		opts:      opts,
+		metrics:   newMetrics(opts.Registerer),
+		epoch:     time.Now(),
+		listeners: map[int32]*listener{},
+	}
+}
+
+// errClosed is returned by Apply after Close.
+var errClosed = errors.New("udp proxy: manager closed")
+
+// Apply makes the listeners match t.UDP. It is all-or-nothing: it checks
+// every route and opens every new listener first; on any failure it closes
+// the listeners it just opened, returns an error naming the port, and leaves
+// the previous state serving. The Manager keeps t: callers must not modify
+// it afterwards.
+func (m *Manager) Apply(t *table.Table) error {
+	routes, err := m.buildRoutes(t)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.closed {
+		return errClosed
+	}
+	ports := make([]int32, 0, len(routes))
+	for port := range routes {
+		ports = append(ports, port)
+	}
+	slices.Sort(ports)
+
+	opened := map[int32]*listener{}
+	for _, port := range ports {
+		if _, ok := m.listeners[port]; ok {
+			continue
+		}
+		l, err := m.listen(port)
+		if err != nil {
+			for _, o := range opened {
+				o.close()
+			}
+			return fmt.Errorf("udp proxy port %d (%s): %w", port, routes[port].stream.Service, err)
+		}
+		opened[port] = l
+	}
+
+	for _, port := range ports {
+		if l, ok := m.listeners[port]; ok {
+			l.swap(routes[port])
+		}
+	}
+	for _, port := range ports {
+		if l, ok := opened[port]; ok {
+			l.route.Store(routes[port])
+			m.listeners[port] = l
+			m.wg.Add(1)
+			go func() {
+				defer m.wg.Done()
+				l.readLoop()
+			}()
+		}
+	}
+	for port, l := range m.listeners {
+		if _, ok := routes[port]; !ok {
+			l.close()
+			delete(m.listeners, port)
+		}
+	}
+	return nil
+}
+
+// buildRoutes checks t.UDP and prepares one route per port.
+func (m *Manager) buildRoutes(t *table.Table) (map[int32]*route, error) {
+	routes := make(map[int32]*route, len(t.UDP))
+	for i := range t.UDP {
+		sr := &t.UDP[i]
+		if sr.ProxyPort <= 0 || sr.ProxyPort > 65535 {
+			return nil, fmt.Errorf("udp proxy port %d (%s): out of range", sr.ProxyPort, sr.Service)
+		}
+		if prev, ok := routes[sr.ProxyPort]; ok {
+			return nil, fmt.Errorf("udp proxy port %d: used by both %s and %s", sr.ProxyPort, prev.stream.Service, sr.Service)
+		}
+		set, err := pick.New(sr.Backends)
+		if err != nil {
+			return nil, fmt.Errorf("udp proxy port %d (%s): %w", sr.ProxyPort, sr.Service, err)
+		}
+		routes[sr.ProxyPort] = &route{
+			table:   t,
+			stream:  sr,
+			set:     set,
+			metrics: m.metrics.forService(sr.Service.Namespace, sr.Service.Name),
+		}
+	}
+	return routes, nil
+}
+
+// Ports returns the ports with an open listener, sorted.
+func (m *Manager) Ports() []int32 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	ports := make([]int32, 0, len(m.listeners))
+	for p := range m.listeners {
+		ports = append(ports, p)
+	}
+	slices.Sort(ports)
+	return ports
+}
+
+// Close closes every listener and session and waits for their goroutines to
+// end. Apply fails after Close.
+func (m *Manager) Close() error {
+	m.mu.Lock()
+	m.closed = true
+	for port, l := range m.listeners {
+		l.close()
+		delete(m.listeners, port)
+	}
+	m.mu.Unlock()
+	m.wg.Wait()
+	return nil
+}
+
+func (m *Manager) listen(port int32) (*listener, error) {
+	addr := net.JoinHostPort(m.opts.ListenAddress, fmt.Sprint(port))
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &listener{
+		mgr:      m,
+		port:     port,
+		conn:     pc.(*net.UDPConn),
+		sessions: map[netip.AddrPort]*session{},
+	}, nil
+}
+
+// now returns the Manager's monotonic clock.
+func (m *Manager) now() time.Duration { return time.Since(m.epoch) }
