@@ -10,6 +10,7 @@ import (
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
 )
 
 // Snapshot is every watched object at one instant. Objects are shared with
@@ -37,6 +38,11 @@ type Snapshot struct {
 	TCPRoutes       []*specsv1alpha4.TCPRoute
 	UDPRoutes       []*specsv1alpha4.UDPRoute
 	TrafficTargets  []*accessv1alpha3.TrafficTarget
+	// TrafficTargetPorts holds spec.destination.port of the TrafficTargets
+	// that set it, by TrafficTarget namespace/name. smi-sdk-go's access
+	// v1alpha3 type has no port field, so whoever fills the snapshot reads it
+	// from the raw object. A missing entry means every port.
+	TrafficTargetPorts map[types.NamespacedName]int32
 
 	// SMI says which SMI groups and versions the apiserver serves.
 	SMI SMIStatus

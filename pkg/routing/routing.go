@@ -1,0 +1,223 @@
+// Package routing is the second pure builder: it turns a Topology into the
+// routing table every node proxy applies. No clients, no clock, no logging;
+// the same Topology always gives a byte-identical table.
+//
+// Splits resolve straight to the backends' ready endpoints, so a split costs
+// no second hop through the mesh and no forwarded header is ever trusted.
+package routing
+
+import (
+	"cmp"
+	"net"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/nodemesh/nodemesh/pkg/shadow"
+	"github.com/nodemesh/nodemesh/pkg/table"
+	"github.com/nodemesh/nodemesh/pkg/topology"
+)
+
+// Build makes the routing table of topo. Version is left 0: the
+// distribution server assigns it when it publishes.
+func Build(topo *topology.Topology) *table.Table {
+	t := &table.Table{Schema: table.SchemaVersion, ACL: topo.Options.ACL}
+	b := &builder{topo: topo, endpoints: map[epKey][]table.Endpoint{}}
+	for _, svc := range topo.Services {
+		split := b.activeSplit(svc)
+		httpPorts := 0
+		for _, p := range svc.Ports {
+			if p.Protocol == shadow.KindHTTP {
+				httpPorts++
+			}
+		}
+		for _, p := range svc.Ports {
+			switch p.Protocol {
+			case shadow.KindHTTP:
+				t.HTTP = append(t.HTTP, b.httpRoute(svc, p, split, p.Port == 80 || httpPorts == 1))
+			case shadow.KindTCP:
+				if p.ProxyPort != 0 {
+					t.TCP = append(t.TCP, b.streamRoute(svc, p, split))
+				}
+			case shadow.KindUDP:
+				if p.ProxyPort != 0 {
+					t.UDP = append(t.UDP, b.streamRoute(svc, p, split))
+				}
+			}
+		}
+	}
+	fixDefaultPorts(t.HTTP)
+	t.Pods = make([]table.Pod, len(topo.Pods))
+	for i, p := range topo.Pods {
+		t.Pods[i] = table.Pod{IP: p.IP, Namespace: p.Namespace, Name: p.Name, ServiceAccount: p.ServiceAccount, Node: p.Node, Workload: p.Workload}
+	}
+	sortTable(t)
+	return t
+}
+
+type builder struct {
+	topo *topology.Topology
+	// endpoints caches the ready endpoints of (service, port, protocol): a
+	// backend shared by many routes is converted once.
+	endpoints map[epKey][]table.Endpoint
+}
+
+type epKey struct {
+	ns, name string
+	port     int32
+	kind     shadow.Kind
+}
+
+func (b *builder) activeSplit(svc *topology.Service) *topology.Split {
+	if svc.Split == "" {
+		return nil
+	}
+	if sp := b.topo.Split(svc.Namespace, svc.Split); sp != nil && sp.Active {
+		return sp
+	}
+	return nil
+}
+
+func (b *builder) httpRoute(svc *topology.Service, p *topology.ServicePort, split *topology.Split, defaultPort bool) table.HTTPRoute {
+	hosts := append([]string{svc.MeshName}, svc.Aliases...)
+	hosts = append(hosts, svc.ShadowClusterIPs...)
+	for i, h := range hosts {
+		hosts[i] = strings.ToLower(h)
+	}
+	slices.Sort(hosts)
+	r := table.HTTPRoute{
+		Service:     svc.Ref(),
+		Port:        p.Port,
+		Hosts:       slices.Compact(hosts),
+		DefaultPort: defaultPort,
+		Scheme:      cmp.Or(svc.Scheme, table.SchemeHTTP),
+		Middleware:  svc.Middleware,
+	}
+	own := []table.Backend{b.backend(svc, p, 1)}
+	switch {
+	case split == nil:
+		r.Backends = own
+	case len(split.Matches) == 0:
+		r.Backends = b.splitBackends(split, p)
+	default:
+		// A/B: requests matching the split's route groups go to the
+		// backends, every other request to the root service itself.
+		r.Backends = own
+		backends := b.splitBackends(split, p)
+		for _, m := range split.Matches {
+			if m.Kind != topology.KindHTTPRouteGroup {
+				continue
+			}
+			g := b.topo.HTTPRouteGroup(split.Namespace, m.Name)
+			if g == nil {
+				continue
+			}
+			for _, gm := range g.Matches {
+				r.Matches = append(r.Matches, table.HTTPMatchRoute{Name: g.Name + "/" + gm.Name, Match: gm.Match, Backends: backends})
+			}
+		}
+	}
+	return r
+}
+
+// streamRoute serves a TCP or UDP port. A split applies to it when the split
+// has no matches, or when one of its TCPRoute/UDPRoute matches selects the
+// port; HTTPRouteGroup matches never select a stream port.
+func (b *builder) streamRoute(svc *topology.Service, p *topology.ServicePort, split *topology.Split) table.StreamRoute {
+	r := table.StreamRoute{Service: svc.Ref(), Port: p.Port, ProxyPort: p.ProxyPort}
+	if split != nil && b.splitSelectsStream(split, p) {
+		r.Backends = b.splitBackends(split, p)
+	} else {
+		r.Backends = []table.Backend{b.backend(svc, p, 1)}
+	}
+	return r
+}
+
+func (b *builder) splitSelectsStream(split *topology.Split, p *topology.ServicePort) bool {
+	if len(split.Matches) == 0 {
+		return true
+	}
+	for _, m := range split.Matches {
+		var route *topology.StreamRoute
+		switch {
+		case m.Kind == topology.KindTCPRoute && p.Protocol == shadow.KindTCP:
+			route = b.topo.TCPRoute(split.Namespace, m.Name)
+		case m.Kind == topology.KindUDPRoute && p.Protocol == shadow.KindUDP:
+			route = b.topo.UDPRoute(split.Namespace, m.Name)
+		}
+		if route != nil && route.Selects(p.Port) {
+			return true
+		}
+	}
+	return false
+}
+
+// splitBackends gives one Backend per flattened leaf, serving the leaf's port
+// with the root port's number and protocol (the topology checked it exists).
+func (b *builder) splitBackends(split *topology.Split, root *topology.ServicePort) []table.Backend {
+	out := make([]table.Backend, 0, len(split.Leaves))
+	for _, l := range split.Leaves {
+		svc := b.topo.Service(split.Namespace, l.Service)
+		if svc == nil {
+			continue
+		}
+		if p := svc.Port(root.Port, root.Protocol); p != nil {
+			out = append(out, b.backend(svc, p, l.Weight))
+		}
+	}
+	return out
+}
+
+// backend returns svc's ready endpoints of port p as one weighted backend.
+func (b *builder) backend(svc *topology.Service, p *topology.ServicePort, weight int32) table.Backend {
+	k := epKey{svc.Namespace, svc.Name, p.Port, p.Protocol}
+	eps, ok := b.endpoints[k]
+	if !ok {
+		eps = make([]table.Endpoint, 0, len(p.Endpoints))
+		for _, e := range p.Endpoints {
+			if e.Ready {
+				eps = append(eps, table.Endpoint{Address: net.JoinHostPort(e.IP, strconv.Itoa(int(e.Port))), Node: e.Node, Zone: e.Zone})
+			}
+		}
+		slices.SortFunc(eps, func(a, b table.Endpoint) int { return cmp.Compare(a.Address, b.Address) })
+		eps = slices.CompactFunc(eps, func(a, b table.Endpoint) bool { return a.Address == b.Address })
+		b.endpoints[k] = eps
+	}
+	return table.Backend{Service: svc.Ref(), Weight: weight, Endpoints: eps}
+}
+
+// fixDefaultPorts keeps DefaultPort on at most one route per host name: when
+// two routes claim a host (a ClusterIP shared oddly, or a host listed twice),
+// the one that sorts first by service then port keeps it.
+func fixDefaultPorts(routes []table.HTTPRoute) {
+	slices.SortFunc(routes, compareHTTP)
+	claimed := map[string]bool{}
+	for i := range routes {
+		r := &routes[i]
+		if !r.DefaultPort {
+			continue
+		}
+		for _, h := range r.Hosts {
+			if claimed[h] {
+				r.DefaultPort = false
+			}
+		}
+		if r.DefaultPort {
+			for _, h := range r.Hosts {
+				claimed[h] = true
+			}
+		}
+	}
+}
+
+func compareHTTP(a, b table.HTTPRoute) int {
+	return cmp.Or(cmp.Compare(a.Service.Namespace, b.Service.Namespace), cmp.Compare(a.Service.Name, b.Service.Name), cmp.Compare(a.Port, b.Port))
+}
+
+func sortTable(t *table.Table) {
+	slices.SortFunc(t.HTTP, compareHTTP)
+	byProxyPort := func(a, b table.StreamRoute) int { return cmp.Compare(a.ProxyPort, b.ProxyPort) }
+	slices.SortFunc(t.TCP, byProxyPort)
+	slices.SortFunc(t.UDP, byProxyPort)
+	slices.SortFunc(t.Pods, func(a, b table.Pod) int { return cmp.Compare(a.IP, b.IP) })
+}
