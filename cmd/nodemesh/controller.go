@@ -1,16 +1,35 @@
 package main
 
 import (
+	"context"
+	"fmt"
+
 	"github.com/traefik/paerser/cli"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/nodemesh/nodemesh/pkg/cmdline"
+	"github.com/nodemesh/nodemesh/pkg/controller"
 )
 
-// controllerConfig is the static configuration of "nodemesh controller".
-type controllerConfig struct {
-	ConfigFile string `description:"Configuration file (YAML or TOML)." export:"true"`
+func newControllerCommand() *cli.Command {
+	cfg := controller.DefaultConfig()
+	return cmdline.New("controller",
+		"watch the cluster, build and serve the routing table, keep the shadow services",
+		&cfg, func(ctx context.Context) error { return runController(ctx, cfg) })
 }
 
-func newControllerCommand() *cli.Command {
-	return cmdline.New("controller", "controller (not built yet)", &controllerConfig{}, notBuilt("nodemesh controller"))
+func runController(ctx context.Context, cfg controller.Config) error {
+	// --kubeconfig, else $KUBECONFIG and ~/.kube/config, else the in-cluster
+	// service account.
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rules.ExplicitPath = cfg.Kubeconfig
+	restConfig, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if err != nil {
+		return fmt.Errorf("kubernetes client configuration: %w", err)
+	}
+	c, err := controller.New(cfg, restConfig)
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx)
 }

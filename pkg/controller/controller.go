@@ -1,0 +1,282 @@
+// Package controller is `nodemesh controller`: it watches Services,
+// EndpointSlices, Pods, Nodes, shadow Services and the SMI objects with
+// shared informers, builds the routing table, serves it to the node proxies,
+// and keeps one shadow Service per mesh service.
+//
+// The file reads top to bottom like client-go's sample-controller:
+//
+//  1. informers feed handlers (informers.go), which only enqueue;
+//  2. one rebuild worker drains the single "rebuild" key: snapshot from the
+//     listers (snapshot.go) -> topology.Build -> routing.Build ->
+//     distribution.Server.Publish. A burst of events while a rebuild runs
+//     coalesces into one more rebuild, because the workqueue holds each key
+//     once;
+//  3. the rebuild compares the desired shadow Services with the lister and
+//     enqueues the name of each that differs; several shadow workers write
+//     them (shadows.go), only on the leader.
+//
+// Every replica builds and serves the table (building is pure and
+// deterministic, so replicas serve identical tables); only the elected
+// leader writes shadow Services and emits Events (leader.go).
+package controller
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	accessclient "github.com/servicemeshinterface/smi-sdk-go/pkg/gen/client/access/clientset/versioned"
+	specsclient "github.com/servicemeshinterface/smi-sdk-go/pkg/gen/client/specs/clientset/versioned"
+	splitclient "github.com/servicemeshinterface/smi-sdk-go/pkg/gen/client/split/clientset/versioned"
+	corev1 "k8s.io/api/core/v1"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
+
+	"github.com/nodemesh/nodemesh/pkg/distribution"
+	"github.com/nodemesh/nodemesh/pkg/routing"
+	"github.com/nodemesh/nodemesh/pkg/smidiscovery"
+	"github.com/nodemesh/nodemesh/pkg/topology"
+)
+
+// rebuildKey is the only key of the rebuild queue: the whole table is one
+// unit of work.
+const rebuildKey = "rebuild"
+
+// Controller is one controller replica.
+type Controller struct {
+	cfg     Config
+	opts    topology.Options
+	clients clients
+	server  *distribution.Server
+	metrics *metrics
+	events  *eventReporter
+
+	// Set by Run before the workers start.
+	src *sources
+	smi smidiscovery.Result
+
+	rebuilds workqueue.TypedRateLimitingInterface[string]
+	writer   atomic.Pointer[shadowWriter] // nil unless leading
+
+	leader   leaderState
+	topo     atomic.Pointer[topology.Topology]
+	synced   atomic.Bool
+	smiKnown atomic.Bool
+	addr     atomic.Pointer[net.TCPAddr]
+	listened chan struct{}
+
+	mu      sync.Mutex
+	desired desiredShadows // from the latest build; read by shadow workers
+}
+
+// New checks cfg and makes the clients from restConfig, with QPS and Burst
+// raised to cfg.KubeQPS and cfg.KubeBurst. Nothing runs until Run.
+func New(cfg Config, restConfig *rest.Config) (*Controller, error) {
+	opts, err := cfg.TopologyOptions()
+	if err != nil {
+		return nil, err
+	}
+	rc := rest.CopyConfig(restConfig)
+	rc.QPS, rc.Burst = float32(cfg.KubeQPS), cfg.KubeBurst
+	rc.UserAgent = "nodemesh-controller"
+	var c clients
+	var errs [4]error
+	c.kube, errs[0] = kubernetes.NewForConfig(rc)
+	c.split, errs[1] = splitclient.NewForConfig(rc)
+	c.specs, errs[2] = specsclient.NewForConfig(rc)
+	c.access, errs[3] = accessclient.NewForConfig(rc)
+	if err := errors.Join(errs[:]...); err != nil {
+		return nil, fmt.Errorf("making API clients: %w", err)
+	}
+	server := distribution.NewServer(distribution.ServerOptions{})
+	ctrl := &Controller{
+		cfg:      cfg,
+		opts:     opts,
+		clients:  c,
+		server:   server,
+		listened: make(chan struct{}),
+		rebuilds: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodemesh-rebuild"}),
+	}
+	ctrl.metrics = newMetrics(ctrl)
+	ctrl.events = newEventReporter(c.kube, ctrl.metrics)
+	return ctrl, nil
+}
+
+// Run serves the API, discovers SMI, starts the informers, and builds and
+// serves tables until ctx ends. With LeaderElect it also campaigns for the
+// lease and writes shadow Services while it leads; without, it always
+// writes.
+func (c *Controller) Run(ctx context.Context) error {
+	defer utilruntime.HandleCrash()
+	defer c.rebuilds.ShutDown()
+	defer c.events.shutdown()
+
+	ln, err := net.Listen("tcp", fmt.Sprintf(":%d", c.cfg.APIPort))
+	if err != nil {
+		return fmt.Errorf("controller API: %w", err)
+	}
+	c.addr.Store(ln.Addr().(*net.TCPAddr))
+	close(c.listened)
+	api := &http.Server{Handler: c.Handler(), ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = api.Serve(ln) }()
+	defer func() {
+		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		_ = api.Shutdown(shutdownCtx)
+	}()
+
+	if c.smi, err = c.discover(ctx); err != nil {
+		return err
+	}
+	c.smiKnown.Store(true)
+	klog.Info(c.smi.Summary())
+	c.metrics.setSMI(c.smi)
+
+	c.src = newSources(c.clients, c.cfg, c.smi, c.handler)
+	c.src.start(ctx.Done())
+	if !cache.WaitForNamedCacheSync("nodemesh-controller", ctx.Done(), c.src.synced...) {
+		return ctx.Err()
+	}
+	c.synced.Store(true)
+
+	go wait.UntilWithContext(ctx, c.runRebuildWorker, time.Second)
+	c.rebuilds.Add(rebuildKey)
+
+	if c.cfg.LeaderElect {
+		c.campaign(ctx)
+	} else {
+		go c.lead(ctx)
+	}
+	<-ctx.Done()
+	return nil
+}
+
+// discover runs SMI discovery, retrying while the apiserver is unreachable.
+func (c *Controller) discover(ctx context.Context) (smidiscovery.Result, error) {
+	var res smidiscovery.Result
+	err := wait.PollUntilContextCancel(ctx, time.Second, true, func(context.Context) (bool, error) {
+		var err error
+		res, err = smidiscovery.Discover(c.clients.kube.Discovery())
+		if err != nil {
+			klog.Warningf("SMI discovery: %v (retrying)", err)
+			return false, nil
+		}
+		return true, nil
+	})
+	return res, err
+}
+
+// Addr returns the API's listen address once Run has bound it (useful with
+// APIPort 0), waiting for that or for ctx.
+func (c *Controller) Addr(ctx context.Context) (*net.TCPAddr, error) {
+	select {
+	case <-c.listened:
+		return c.addr.Load(), nil
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Server returns the table distribution server.
+func (c *Controller) Server() *distribution.Server { return c.server }
+
+// Topology returns the latest built topology, or nil before the first build.
+func (c *Controller) Topology() *topology.Topology { return c.topo.Load() }
+
+// handler returns the informer handler of one kind: count, then enqueue the
+// rebuild. It never does work itself.
+func (c *Controller) handler(kind string) cache.ResourceEventHandler {
+	enqueue := func(event string) {
+		c.metrics.informerEvents.WithLabelValues(kind, event).Inc()
+		c.rebuilds.Add(rebuildKey)
+	}
+	return cache.ResourceEventHandlerFuncs{
+		AddFunc: func(any) { enqueue("add") },
+		UpdateFunc: func(old, cur any) {
+			if !relevantUpdate(old, cur) {
+				c.metrics.informerEvents.WithLabelValues(kind, "update-ignored").Inc()
+				return
+			}
+			enqueue("update")
+		},
+		DeleteFunc: func(any) { enqueue("delete") },
+	}
+}
+
+// relevantUpdate filters updates that cannot change the table: resyncs with
+// the same resourceVersion, and Pod and Node status churn.
+func relevantUpdate(old, cur any) bool {
+	switch o := old.(type) {
+	case *corev1.Pod:
+		if n, ok := cur.(*corev1.Pod); ok {
+			return podChanged(o, n)
+		}
+	case *corev1.Node:
+		if n, ok := cur.(*corev1.Node); ok {
+			return nodeChanged(o, n)
+		}
+	}
+	type versioned interface{ GetResourceVersion() string }
+	a, ok1 := old.(versioned)
+	b, ok2 := cur.(versioned)
+	return !ok1 || !ok2 || a.GetResourceVersion() != b.GetResourceVersion()
+}
+
+// runRebuildWorker drains the rebuild queue; there is one such worker.
+func (c *Controller) runRebuildWorker(ctx context.Context) {
+	for {
+		key, quit := c.rebuilds.Get()
+		if quit {
+			return
+		}
+		err := c.rebuild()
+		if err != nil {
+			utilruntime.HandleError(fmt.Errorf("rebuild: %w", err))
+			c.rebuilds.AddRateLimited(key)
+		} else {
+			c.rebuilds.Forget(key)
+		}
+		c.rebuilds.Done(key)
+	}
+}
+
+// rebuild builds and publishes the table from the listers, then hands the
+// shadow differences to the writer and the object errors to the reporter.
+func (c *Controller) rebuild() error {
+	began := time.Now()
+	snap, err := c.src.snapshot(c.smi)
+	if err != nil {
+		return fmt.Errorf("reading the informer caches: %w", err)
+	}
+	topo := topology.Build(snap, c.opts)
+	tbl := routing.Build(topo)
+	version := c.server.Publish(tbl)
+	c.topo.Store(topo)
+	c.metrics.observeBuild(time.Since(began), version, len(topo.Errors))
+
+	desired := newDesiredShadows(topo)
+	c.mu.Lock()
+	c.desired = desired
+	c.mu.Unlock()
+	if w := c.writer.Load(); w != nil {
+		w.enqueueDiff(desired, snap.ShadowServices)
+		c.events.report(topo, snap)
+	}
+	return nil
+}
+
+// Ready reports whether the caches have synced and a table is served.
+func (c *Controller) Ready() bool {
+	return c.synced.Load() && c.server.Version() != 0
+}

@@ -1,0 +1,198 @@
+package controller
+
+import (
+	"time"
+
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
+	accessclient "github.com/servicemeshinterface/smi-sdk-go/pkg/gen/client/access/clientset/versioned"
+	accessinformers "github.com/servicemeshinterface/smi-sdk-go/pkg/gen/client/access/informers/externalversions"
+	specsclient "github.com/servicemeshinterface/smi-sdk-go/pkg/gen/client/specs/clientset/versioned"
+	specsinformers "github.com/servicemeshinterface/smi-sdk-go/pkg/gen/client/specs/informers/externalversions"
+	splitclient "github.com/servicemeshinterface/smi-sdk-go/pkg/gen/client/split/clientset/versioned"
+	splitinformers "github.com/servicemeshinterface/smi-sdk-go/pkg/gen/client/split/informers/externalversions"
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/tools/cache"
+
+	"github.com/nodemesh/nodemesh/pkg/shadow"
+	"github.com/nodemesh/nodemesh/pkg/smidiscovery"
+)
+
+// clients are the API clients the controller uses.
+type clients struct {
+	kube   kubernetes.Interface
+	split  splitclient.Interface
+	specs  specsclient.Interface
+	access accessclient.Interface
+}
+
+// starter is an informer factory.
+type starter interface{ Start(stopCh <-chan struct{}) }
+
+// sources holds every informer the controller reads and, per kind, the
+// listers the snapshot reads them through: one per informer namespace when
+// --watch-namespaces is set, else one cluster-wide.
+type sources struct {
+	filter    namespaceFilter
+	factories []starter
+	synced    []cache.InformerSynced
+
+	services []listFunc[*corev1.Service]
+	slices   []listFunc[*discoveryv1.EndpointSlice]
+	pods     []listFunc[*corev1.Pod]
+	nodes    listFunc[*corev1.Node]
+	shadows  listFunc[*corev1.Service]
+	// shadowLister gets one shadow Service for the shadow writers.
+	shadowLister corelisters.ServiceLister
+	splits       []listFunc[*splitv1alpha4.TrafficSplit] // converted from the discovered version
+	httpGroups   []listFunc[*specsv1alpha4.HTTPRouteGroup]
+	tcpRoutes    []listFunc[*specsv1alpha4.TCPRoute]
+	udpRoutes    []listFunc[*specsv1alpha4.UDPRoute]
+	targets      []listFunc[*accessv1alpha3.TrafficTarget]
+}
+
+// listFunc lists every object of one kind from an informer cache.
+type listFunc[T any] func() ([]T, error)
+
+// lister is what every generated lister has.
+type lister[T any] interface {
+	List(selector labels.Selector) ([]T, error)
+}
+
+// listAll adapts a lister.
+func listAll[T any](l lister[T]) listFunc[T] {
+	return func() ([]T, error) { return l.List(labels.Everything()) }
+}
+
+// converted lists objects of an older version and converts each.
+func converted[From, To any](l lister[From], convert func(From) To) listFunc[To] {
+	return func() ([]To, error) {
+		in, err := l.List(labels.Everything())
+		out := make([]To, len(in))
+		for i, o := range in {
+			out[i] = convert(o)
+		}
+		return out, err
+	}
+}
+
+// newSources makes the informers, registers handler on each (under the
+// informer kind's name) and returns the listers. Nothing runs until start.
+func newSources(c clients, cfg Config, smi smidiscovery.Result, handler func(kind string) cache.ResourceEventHandler) *sources {
+	s := &sources{filter: newNamespaceFilter(cfg)}
+	resync := cfg.ResyncPeriod
+	add := func(kind string, inf cache.SharedIndexInformer, userObjects bool) {
+		_ = inf.SetTransform(transform)
+		h := handler(kind)
+		if userObjects {
+			// A cluster-wide informer also sees ignored namespaces; their
+			// events must not cost a rebuild.
+			h = cache.FilteringResourceEventHandler{FilterFunc: s.inScope, Handler: h}
+		}
+		_, _ = inf.AddEventHandler(h)
+		s.synced = append(s.synced, inf.HasSynced)
+	}
+
+	for _, ns := range s.filter.informerNamespaces() {
+		f := informers.NewSharedInformerFactoryWithOptions(c.kube, resync, informers.WithNamespace(ns))
+		svc, es, pod := f.Core().V1().Services(), f.Discovery().V1().EndpointSlices(), f.Core().V1().Pods()
+		add("Service", svc.Informer(), true)
+		add("EndpointSlice", es.Informer(), true)
+		add("Pod", pod.Informer(), true)
+		s.services = append(s.services, listAll(svc.Lister()))
+		s.slices = append(s.slices, listAll(es.Lister()))
+		s.pods = append(s.pods, listAll(pod.Lister()))
+		s.factories = append(s.factories, f)
+		s.addSMI(c, smi, ns, resync, add)
+	}
+
+	nodes := informers.NewSharedInformerFactory(c.kube, resync)
+	node := nodes.Core().V1().Nodes()
+	add("Node", node.Informer(), false)
+	s.nodes = listAll(node.Lister())
+	s.factories = append(s.factories, nodes)
+
+	// Shadow services: only ours, only in the mesh namespace.
+	mesh := informers.NewSharedInformerFactoryWithOptions(c.kube, resync, informers.WithNamespace(cfg.MeshNamespace),
+		informers.WithTweakListOptions(func(o *metav1.ListOptions) {
+			o.LabelSelector = shadow.LabelManagedBy + "=" + shadow.ManagedByValue
+		}))
+	sh := mesh.Core().V1().Services()
+	add("ShadowService", sh.Informer(), false)
+	s.shadows = listAll(sh.Lister())
+	s.shadowLister = sh.Lister()
+	s.factories = append(s.factories, mesh)
+	return s
+}
+
+// addSMI adds the informers of the discovered SMI versions in namespace ns.
+func (s *sources) addSMI(c clients, smi smidiscovery.Result, ns string, resync time.Duration, add func(string, cache.SharedIndexInformer, bool)) {
+	if v := smi.Status.Split; v != "" {
+		f := splitinformers.NewSharedInformerFactoryWithOptions(c.split, resync, splitinformers.WithNamespace(ns))
+		switch v {
+		case "v1alpha4":
+			i := f.Split().V1alpha4().TrafficSplits()
+			add("TrafficSplit", i.Informer(), true)
+			s.splits = append(s.splits, listAll(i.Lister()))
+		case "v1alpha3":
+			i := f.Split().V1alpha3().TrafficSplits()
+			add("TrafficSplit", i.Informer(), true)
+			s.splits = append(s.splits, converted(i.Lister(), splitFromV1alpha3))
+		case "v1alpha2":
+			i := f.Split().V1alpha2().TrafficSplits()
+			add("TrafficSplit", i.Informer(), true)
+			s.splits = append(s.splits, converted(i.Lister(), splitFromV1alpha2))
+		}
+		s.factories = append(s.factories, f)
+	}
+	if smi.Status.Specs == "v1alpha4" {
+		f := specsinformers.NewSharedInformerFactoryWithOptions(c.specs, resync, specsinformers.WithNamespace(ns))
+		v := f.Specs().V1alpha4()
+		if smi.HTTPRouteGroups {
+			i := v.HTTPRouteGroups()
+			add("HTTPRouteGroup", i.Informer(), true)
+			s.httpGroups = append(s.httpGroups, listAll(i.Lister()))
+		}
+		if smi.TCPRoutes {
+			i := v.TCPRoutes()
+			add("TCPRoute", i.Informer(), true)
+			s.tcpRoutes = append(s.tcpRoutes, listAll(i.Lister()))
+		}
+		if smi.UDPRoutes {
+			i := v.UDPRoutes()
+			add("UDPRoute", i.Informer(), true)
+			s.udpRoutes = append(s.udpRoutes, listAll(i.Lister()))
+		}
+		s.factories = append(s.factories, f)
+	}
+	if smi.Status.Access == "v1alpha3" {
+		f := accessinformers.NewSharedInformerFactoryWithOptions(c.access, resync, accessinformers.WithNamespace(ns))
+		i := f.Access().V1alpha3().TrafficTargets()
+		add("TrafficTarget", i.Informer(), true)
+		s.targets = append(s.targets, listAll(i.Lister()))
+		s.factories = append(s.factories, f)
+	}
+}
+
+// start runs every informer until stop is closed.
+func (s *sources) start(stop <-chan struct{}) {
+	for _, f := range s.factories {
+		f.Start(stop)
+	}
+}
+
+// inScope is the event filter of user objects.
+func (s *sources) inScope(obj any) bool {
+	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = d.Obj
+	}
+	m, ok := obj.(metav1.Object)
+	return ok && s.filter.allows(m.GetNamespace())
+}

@@ -1,0 +1,210 @@
+package controller
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/kubernetes"
+	corelisters "k8s.io/client-go/listers/core/v1"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/nodemesh/nodemesh/pkg/shadow"
+	"github.com/nodemesh/nodemesh/pkg/topology"
+)
+
+// freshLimit is the most new differences one rebuild may find and still have
+// them written in the fresh lane. More than that is a bulk change (a cold
+// start, a mass apply), which goes to the bulk lane so it cannot delay a
+// single Service created behind it: Traefik Mesh's one FIFO left such a
+// Service without a shadow for minutes.
+const freshLimit = 50
+
+// desiredShadows are the shadow Services one build wants, by name.
+type desiredShadows map[string]*corev1.Service
+
+func newDesiredShadows(topo *topology.Topology) desiredShadows {
+	list := shadow.Desired(topo.ShadowSpecs())
+	out := make(desiredShadows, len(list))
+	for _, s := range list {
+		out[s.Name] = s
+	}
+	return out
+}
+
+// shadowWriter writes shadow Services while this replica leads. Each key is
+// a shadow Service name in the mesh namespace; the worker compares the
+// latest desired object with the lister and writes only the difference
+// (create, update or delete), so a restart with nothing changed writes
+// nothing, unlike Traefik Mesh's create-or-update of every shadow.
+type shadowWriter struct {
+	c      *Controller
+	kube   kubernetes.Interface
+	lister corelisters.ServiceLister
+	ns     string
+
+	// Two lanes (see freshLimit), each with its own workers; the client's
+	// rate limiter is shared, so the lanes add no load.
+	bulk, fresh workqueue.TypedRateLimitingInterface[string]
+
+	mu      sync.Mutex
+	pending map[string]bool // enqueued in a lane and not yet written
+	started bool            // a first diff was enqueued (it goes to bulk)
+}
+
+func newShadowWriter(c *Controller) *shadowWriter {
+	q := func(name string) workqueue.TypedRateLimitingInterface[string] {
+		return workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
+			workqueue.TypedRateLimitingQueueConfig[string]{Name: name})
+	}
+	return &shadowWriter{
+		c: c, kube: c.clients.kube, lister: c.src.shadowLister, ns: c.cfg.MeshNamespace,
+		bulk: q("nodemesh-shadows-bulk"), fresh: q("nodemesh-shadows-fresh"),
+		pending: map[string]bool{},
+	}
+}
+
+// run starts workers per lane and shuts the lanes down when ctx ends.
+func (w *shadowWriter) run(ctx context.Context, workers int) {
+	for _, q := range []workqueue.TypedRateLimitingInterface[string]{w.bulk, w.fresh} {
+		for range workers {
+			go wait.UntilWithContext(ctx, func(ctx context.Context) {
+				for w.processNext(ctx, q) {
+				}
+			}, 0)
+		}
+	}
+	go func() {
+		<-ctx.Done()
+		w.bulk.ShutDown()
+		w.fresh.ShutDown()
+	}()
+}
+
+// enqueueDiff enqueues every shadow whose lister state differs from desired,
+// and every orphan (a managed shadow no source wants).
+func (w *shadowWriter) enqueueDiff(desired desiredShadows, actual []*corev1.Service) {
+	byName := make(map[string]*corev1.Service, len(actual))
+	var diffs []string
+	for _, a := range actual {
+		byName[a.Name] = a
+		if desired[a.Name] == nil && a.Labels[shadow.LabelManagedBy] == shadow.ManagedByValue {
+			diffs = append(diffs, a.Name)
+		}
+	}
+	for name, d := range desired {
+		if shadow.NeedsUpdate(d, byName[name]) {
+			diffs = append(diffs, name)
+		}
+	}
+	slices.Sort(diffs) // write in name order, not map order
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	fresh := diffs[:0]
+	for _, name := range diffs {
+		if !w.pending[name] {
+			w.pending[name] = true
+			fresh = append(fresh, name)
+		}
+	}
+	lane := w.fresh
+	if !w.started || len(fresh) > freshLimit {
+		lane = w.bulk
+	}
+	w.started = true
+	for _, name := range fresh {
+		lane.Add(name)
+	}
+}
+
+// processNext handles one key of q; false when q is shut down.
+func (w *shadowWriter) processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string]) bool {
+	name, quit := q.Get()
+	if quit {
+		return false
+	}
+	defer q.Done(name)
+	if err := w.sync(ctx, name); err != nil {
+		utilruntime.HandleError(fmt.Errorf("shadow service %s/%s: %w", w.ns, name, err))
+		if ctx.Err() == nil {
+			q.AddRateLimited(name)
+		}
+		return true
+	}
+	q.Forget(name)
+	w.mu.Lock()
+	delete(w.pending, name)
+	w.mu.Unlock()
+	return true
+}
+
+// sync makes the shadow Service name match the latest desired state.
+func (w *shadowWriter) sync(ctx context.Context, name string) error {
+	w.c.mu.Lock()
+	desired := w.c.desired[name]
+	w.c.mu.Unlock()
+	actual, err := w.lister.Services(w.ns).Get(name)
+	if apierrors.IsNotFound(err) {
+		actual = nil
+	} else if err != nil {
+		return err
+	}
+	switch {
+	case desired == nil && actual != nil:
+		uid := actual.UID
+		err := w.kube.CoreV1().Services(w.ns).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
+		w.c.metrics.shadowWrites.WithLabelValues("delete").Inc()
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return err
+	case desired == nil:
+		return nil
+	case actual == nil:
+		_, err := w.kube.CoreV1().Services(w.ns).Create(ctx, desired, metav1.CreateOptions{FieldManager: fieldManager})
+		w.c.metrics.shadowWrites.WithLabelValues("create").Inc()
+		if apierrors.IsAlreadyExists(err) {
+			return w.adopt(ctx, desired)
+		}
+		return err
+	case shadow.NeedsUpdate(desired, actual):
+		_, err := w.kube.CoreV1().Services(w.ns).Update(ctx, shadow.Merge(desired, actual), metav1.UpdateOptions{FieldManager: fieldManager})
+		w.c.metrics.shadowWrites.WithLabelValues("update").Inc()
+		return err
+	}
+	return nil
+}
+
+// adopt handles a create that found the name taken although the lister had
+// no such shadow: either the lister lags behind our own create, or a Service
+// without our labels holds the name (the mesh namespace is nodemesh's, so it
+// is taken over). This is the one live read outside the informers; it
+// happens only on that race.
+func (w *shadowWriter) adopt(ctx context.Context, desired *corev1.Service) error {
+	live, err := w.kube.CoreV1().Services(w.ns).Get(ctx, desired.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if !shadow.NeedsUpdate(desired, live) {
+		return nil
+	}
+	_, err = w.kube.CoreV1().Services(w.ns).Update(ctx, shadow.Merge(desired, live), metav1.UpdateOptions{FieldManager: fieldManager})
+	w.c.metrics.shadowWrites.WithLabelValues("update").Inc()
+	return err
+}
+
+// fieldManager names nodemesh in managedFields.
+const fieldManager = "nodemesh-controller"
+
+// backlog is the number of shadow writes not yet done.
+func (w *shadowWriter) backlog() int {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return len(w.pending)
+}

@@ -1,0 +1,64 @@
+package controller
+
+import (
+	"errors"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/nodemesh/nodemesh/pkg/smidiscovery"
+	"github.com/nodemesh/nodemesh/pkg/snapshot"
+)
+
+// snapshot reads every lister into a Snapshot: the only place the
+// controller reads its caches. User objects of ignored namespaces are dropped
+// (a cluster-wide informer sees them).
+func (s *sources) snapshot(smi smidiscovery.Result) (*snapshot.Snapshot, error) {
+	var errs []error
+	snap := &snapshot.Snapshot{SMI: smi.Status}
+	snap.Services = gather(s, s.services, &errs)
+	snap.EndpointSlices = gather(s, s.slices, &errs)
+	snap.Pods = gather(s, s.pods, &errs)
+	snap.TrafficSplits = gather(s, s.splits, &errs)
+	snap.HTTPRouteGroups = gather(s, s.httpGroups, &errs)
+	snap.TCPRoutes = gather(s, s.tcpRoutes, &errs)
+	snap.UDPRoutes = gather(s, s.udpRoutes, &errs)
+	snap.TrafficTargets = gather(s, s.targets, &errs)
+
+	nodes, err := s.nodes()
+	errs = append(errs, err)
+	snap.Nodes = nodes
+	shadows, err := s.shadows()
+	errs = append(errs, err)
+	snap.ShadowServices = shadows
+
+	// Pods without an IP can neither be an endpoint nor a source.
+	snap.Pods = filter(snap.Pods, func(p *corev1.Pod) bool { return p.Status.PodIP != "" || len(p.Status.PodIPs) > 0 })
+	return snap, errors.Join(errs...)
+}
+
+// gather concatenates the per-namespace lists of one kind, keeping objects
+// of meshed namespaces.
+func gather[T metav1.Object](s *sources, lists []listFunc[T], errs *[]error) []T {
+	var out []T
+	for _, list := range lists {
+		objs, err := list()
+		*errs = append(*errs, err)
+		for _, o := range objs {
+			if s.filter.allows(o.GetNamespace()) {
+				out = append(out, o)
+			}
+		}
+	}
+	return out
+}
+
+func filter[T any](in []T, keep func(T) bool) []T {
+	out := in[:0:0]
+	for _, o := range in {
+		if keep(o) {
+			out = append(out, o)
+		}
+	}
+	return out
+}
