@@ -41,8 +41,9 @@ type Snapshot struct {
 	// TrafficTargetPorts holds spec.destination.port of the TrafficTargets
 	// that set it, by TrafficTarget namespace/name. smi-sdk-go's access
 	// v1alpha3 type has no port field, so whoever fills the snapshot reads it
-	// from the raw object. A missing entry means every port.
-	TrafficTargetPorts map[types.NamespacedName]int32
+	// from the raw object. A missing entry means every port. (Not in JSON:
+	// encoding/json cannot encode struct map keys.)
+	TrafficTargetPorts map[types.NamespacedName]int32 `json:"-"`
 
 	// SMI says which SMI groups and versions the apiserver serves.
 	SMI SMIStatus
