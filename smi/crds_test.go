@@ -3,6 +3,8 @@ package smi
 import (
 	"encoding/json"
 	"fmt"
+	"io/fs"
+	"path"
 	"reflect"
 	"slices"
 	"sort"
@@ -14,6 +16,7 @@ import (
 	structuralschema "k8s.io/apiextensions-apiserver/pkg/apiserver/schema"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	"k8s.io/apimachinery/pkg/version"
+	"sigs.k8s.io/yaml"
 )
 
 // relation is how a CRD version relates to the storage version of its CRD
@@ -285,4 +288,31 @@ func firstDifference(got, want *apiextensionsv1.JSONSchemaProps) string {
 			strings.Join(gl[from:min(len(gl), i+3)], "\n"), strings.Join(wl[from:min(len(wl), i+3)], "\n"))
 	}
 	return "(no textual difference)"
+}
+
+func TestKustomizationListsEveryCRDFile(t *testing.T) {
+	data, err := crdFiles.ReadFile("crds/kustomization.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var k struct {
+		Resources []string `json:"resources"`
+	}
+	if err := yaml.Unmarshal(data, &k); err != nil {
+		t.Fatal(err)
+	}
+	files, err := fs.Glob(crdFiles, "crds/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want []string
+	for _, f := range files {
+		if base := path.Base(f); base != "kustomization.yaml" {
+			want = append(want, base)
+		}
+	}
+	got := slices.Sorted(slices.Values(k.Resources))
+	if !slices.Equal(got, want) {
+		t.Errorf("crds/kustomization.yaml lists %v; the folder holds %v", got, want)
+	}
 }
