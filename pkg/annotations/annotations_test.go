@@ -21,7 +21,7 @@ func TestParse(t *testing.T) {
 			in: map[string]string{
 				"nodemesh.io/traffic-type": "tcp", "nodemesh.io/scheme": "https", "nodemesh.io/retry-attempts": "2",
 				"nodemesh.io/circuit-breaker-expression": "LatencyAtQuantileMS(50.0) > 100",
-				"nodemesh.io/ratelimit-average": "10", "nodemesh.io/ratelimit-burst": "20",
+				"nodemesh.io/ratelimit-average":          "10", "nodemesh.io/ratelimit-burst": "20",
 			},
 			want: Policy{TrafficType: TrafficTCP, Scheme: table.SchemeHTTPS, RetryAttempts: 2,
 				CircuitBreaker: "LatencyAtQuantileMS(50.0) > 100", RateLimitAverage: 10, RateLimitBurst: 20},
