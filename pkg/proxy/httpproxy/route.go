@@ -1,0 +1,255 @@
+package httpproxy
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"time"
+
+	"github.com/vulcand/oxy/v2/cbreaker"
+	"github.com/vulcand/oxy/v2/ratelimit"
+	"github.com/vulcand/oxy/v2/roundrobin"
+	"github.com/vulcand/oxy/v2/utils"
+
+	"github.com/nodemesh/nodemesh/pkg/table"
+)
+
+// route is the handler of one table.HTTPRoute, built once per table: the
+// middleware chain around a selector of A/B rules and weighted backends.
+type route struct {
+	spec    table.HTTPRoute // as built; a reload reuses the route when equal
+	metrics *routeMetrics   // set at commit
+	inner   http.Handler    // middleware + selector, without metrics
+	handler http.Handler    // inner wrapped by metrics
+}
+
+// buildRoute builds the handler of r. Nothing it builds is shared with a
+// running route, so a failure leaves the serving table untouched.
+func (rt *Router) buildRoute(r *table.HTTPRoute) (*route, error) {
+	fwd := rt.fwd.byScheme[r.Scheme]
+	if fwd == nil {
+		return nil, fmt.Errorf("unknown scheme %q", r.Scheme)
+	}
+	sel := &selector{svc: r.Service}
+	var err error
+	for i := range r.Matches {
+		m := &r.Matches[i]
+		var rule matchRule
+		if rule.match, err = compileMatch(m.Match); err != nil {
+			return nil, fmt.Errorf("match %q: %w", m.Name, err)
+		}
+		if rule.backends, err = newBackendSet(m.Backends, r.Scheme, fwd, r.Service); err != nil {
+			return nil, fmt.Errorf("match %q: %w", m.Name, err)
+		}
+		sel.rules = append(sel.rules, rule)
+	}
+	if sel.def, err = newBackendSet(r.Backends, r.Scheme, fwd, r.Service); err != nil {
+		return nil, err
+	}
+	var h http.Handler = sel
+	mw := r.Middleware
+	if mw.RetryAttempts > 1 {
+		retries := rt.metrics.retries.WithLabelValues(r.Service.Namespace, r.Service.Name)
+		if h, err = newRetrier(h, mw.RetryAttempts, rt.opts.RetryMaxBodyBytes, retries); err != nil {
+			return nil, fmt.Errorf("retry: %w", err)
+		}
+	}
+	if mw.CircuitBreaker != "" {
+		svc := r.Service.String()
+		fallback := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+			plain(w, http.StatusServiceUnavailable, "circuit breaker open for "+svc+"\n")
+		})
+		if h, err = cbreaker.New(h, mw.CircuitBreaker,
+			cbreaker.Fallback(fallback),
+			cbreaker.FallbackDuration(rt.opts.CircuitBreakerFallback),
+			cbreaker.RecoveryDuration(rt.opts.CircuitBreakerRecovery),
+			cbreaker.CheckPeriod(rt.opts.CircuitBreakerCheckPeriod),
+		); err != nil {
+			return nil, fmt.Errorf("circuit breaker %q: %w", mw.CircuitBreaker, err)
+		}
+	}
+	if rl := mw.RateLimit; rl != nil {
+		rates := ratelimit.NewRateSet()
+		if err := rates.Add(time.Second, rl.Average, rl.Burst); err != nil {
+			return nil, fmt.Errorf("rate limit: %w", err)
+		}
+		if h, err = ratelimit.New(h, utils.ExtractorFunc(sourceIP), rates); err != nil {
+			return nil, fmt.Errorf("rate limit: %w", err)
+		}
+	}
+	return &route{spec: *r, inner: h}, nil
+}
+
+// sourceIP keys rate limits by client IP. oxy's "client.ip" extractor cuts
+// RemoteAddr at the first colon, which breaks IPv6 addresses.
+func sourceIP(r *http.Request) (string, int64, error) {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return "", 0, fmt.Errorf("client address %q: %w", r.RemoteAddr, err)
+	}
+	return host, 1, nil
+}
+
+// selector sends a request to the backends of the first A/B rule it
+// matches, in table order, else to the route's default backends.
+type selector struct {
+	svc   table.ServiceRef
+	rules []matchRule
+	def   *backendSet
+}
+
+type matchRule struct {
+	match    *matcher
+	backends *backendSet
+}
+
+func (s *selector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	for i := range s.rules {
+		if s.rules[i].match.matches(r) {
+			s.rules[i].backends.ServeHTTP(w, r)
+			return
+		}
+	}
+	s.def.ServeHTTP(w, r)
+}
+
+// matcher is a compiled table.HTTPMatch.
+type matcher struct {
+	path    *regexp.Regexp // nil: any path
+	methods []string       // nil: any method
+	headers []headerMatcher
+}
+
+type headerMatcher struct {
+	name string // canonical
+	re   *regexp.Regexp
+}
+
+func compileMatch(m table.HTTPMatch) (*matcher, error) {
+	c := &matcher{}
+	if m.PathRegex != "" {
+		expr := m.PathRegex
+		if !strings.HasPrefix(expr, "^") {
+			expr = "^" + expr
+		}
+		re, err := regexp.Compile(expr)
+		if err != nil {
+			return nil, fmt.Errorf("pathRegex: %w", err)
+		}
+		c.path = re
+	}
+	for _, meth := range m.Methods {
+		if meth == "*" {
+			c.methods = nil
+			break
+		}
+		c.methods = append(c.methods, meth)
+	}
+	for _, h := range m.Headers {
+		re, err := regexp.Compile(h.Regex)
+		if err != nil {
+			return nil, fmt.Errorf("header %s: %w", h.Name, err)
+		}
+		c.headers = append(c.headers, headerMatcher{name: http.CanonicalHeaderKey(h.Name), re: re})
+	}
+	return c, nil
+}
+
+func (m *matcher) matches(r *http.Request) bool {
+	if m.methods != nil && !contains(m.methods, r.Method) {
+		return false
+	}
+	if m.path != nil && !m.path.MatchString(r.URL.Path) {
+		return false
+	}
+	for _, h := range m.headers {
+		ok := false
+		for _, v := range r.Header[h.name] {
+			if h.re.MatchString(v) {
+				ok = true
+				break
+			}
+		}
+		if !ok {
+			return false
+		}
+	}
+	return true
+}
+
+func contains(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// backendSet picks a Backend by weight, then lets that Backend's oxy
+// round robin pick an endpoint. Backends with weight 0 or without endpoints
+// take no traffic; their share goes to the others.
+type backendSet struct {
+	svc    table.ServiceRef
+	groups []weighted
+	total  int64
+}
+
+type weighted struct {
+	upTo int64 // cumulative weight
+	lb   http.Handler
+}
+
+func newBackendSet(bs []table.Backend, scheme table.Scheme, fwd http.Handler, svc table.ServiceRef) (*backendSet, error) {
+	set := &backendSet{svc: svc}
+	urlScheme := "http"
+	if scheme == table.SchemeHTTPS {
+		urlScheme = "https"
+	}
+	for _, b := range bs {
+		if b.Weight <= 0 || len(b.Endpoints) == 0 {
+			continue
+		}
+		lb, err := roundrobin.New(fwd)
+		if err != nil {
+			return nil, err
+		}
+		for _, e := range b.Endpoints {
+			u, err := url.Parse(urlScheme + "://" + e.Address)
+			if err != nil || u.Port() == "" {
+				return nil, fmt.Errorf("backend %s: endpoint %q is not ip:port", b.Service, e.Address)
+			}
+			if err := lb.UpsertServer(u, roundrobin.Weight(1)); err != nil {
+				return nil, fmt.Errorf("backend %s: %w", b.Service, err)
+			}
+		}
+		set.total += int64(b.Weight)
+		set.groups = append(set.groups, weighted{upTo: set.total, lb: lb})
+	}
+	return set, nil
+}
+
+// ServeHTTP forwards r to an endpoint, or answers 503 when there is none.
+// The draw is random rather than round robin so it needs no lock; over many
+// requests it converges on the weights.
+func (b *backendSet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch len(b.groups) {
+	case 0:
+		plain(w, http.StatusServiceUnavailable, "no ready backend for "+b.svc.String()+"\n")
+		return
+	case 1:
+		b.groups[0].lb.ServeHTTP(w, r)
+		return
+	}
+	x := rand.Int64N(b.total)
+	for i := range b.groups {
+		if x < b.groups[i].upTo {
+			b.groups[i].lb.ServeHTTP(w, r)
+			return
+		}
+	}
+}
