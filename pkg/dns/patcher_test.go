@@ -366,4 +366,3 @@ func TestSetExactRulesKeepsGoodRules(t *testing.T) {
 		t.Errorf("the good rule is missing:\n%s", got)
 	}
 }
-
