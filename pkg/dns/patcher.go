@@ -53,6 +53,9 @@ type Patcher struct {
 	o    PatcherOptions
 	mu   sync.Mutex // serialises runs and guards opts
 	opts Options
+
+	wmu     sync.Mutex
+	watched map[string]bool // ConfigMaps of the last target found
 }
 
 // Result says what a Patch, Restore, Check or Reconcile found and did.
@@ -151,6 +154,12 @@ func (p *Patcher) run(ctx context.Context, m mode) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
+	p.wmu.Lock()
+	p.watched = map[string]bool{t.configMap: true}
+	if t.custom != "" {
+		p.watched[t.custom] = true
+	}
+	p.wmu.Unlock()
 	res := Result{Provider: t.provider}
 	if t.provider == KubeDNS {
 		err = p.runKubeDNS(ctx, t, m, &res)
@@ -159,6 +168,14 @@ func (p *Patcher) run(ctx context.Context, m mode) (Result, error) {
 	}
 	sort.Strings(res.Written)
 	return res, err
+}
+
+// watches reports whether a change to the named ConfigMap of the DNS
+// namespace can matter: true for all until a run has found the target.
+func (p *Patcher) watches(name string) bool {
+	p.wmu.Lock()
+	defer p.wmu.Unlock()
+	return p.watched == nil || p.watched[name]
 }
 
 // getConfigMap gets a ConfigMap, saying which one was looked for and why.
