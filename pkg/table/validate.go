@@ -24,7 +24,7 @@ func Validate(t *Table) error {
 	if t == nil {
 		return errors.New("table is nil")
 	}
-	v := &validator{cbExprs: map[string]error{}}
+	v := &validator{cbExprs: map[string]error{}, addrs: map[string]bool{}, seen: map[ServiceRef]bool{}}
 	if t.Schema != SchemaVersion {
 		v.addf("table", "unknown schema %d (this proxy knows schema %d)", t.Schema, SchemaVersion)
 	}
@@ -38,6 +38,10 @@ func Validate(t *Table) error {
 type validator struct {
 	errs    []error
 	cbExprs map[string]error // circuit-breaker expressions already parsed
+	// Scratch maps reused (cleared) for every backend list: a table of
+	// 10,000 endpoints would otherwise allocate thousands of small maps.
+	addrs map[string]bool
+	seen  map[ServiceRef]bool
 }
 
 func (v *validator) addf(where, format string, args ...any) {
@@ -138,30 +142,34 @@ func (v *validator) match(where string, m HTTPMatch) {
 
 func (v *validator) backends(where string, bs []Backend) {
 	var sum int64
-	seen := map[ServiceRef]bool{}
+	clear(v.seen)
 	for _, b := range bs {
-		bwhere := fmt.Sprintf("%s backend %s", where, b.Service)
-		v.service(bwhere, b.Service)
-		if seen[b.Service] {
-			v.addf(bwhere, "duplicate backend")
+		// Built only on error: the happy path of a large table formats
+		// nothing per backend.
+		bwhere := func() string { return where + " backend " + b.Service.String() }
+		if b.Service.Namespace == "" || b.Service.Name == "" {
+			v.service(bwhere(), b.Service)
 		}
-		seen[b.Service] = true
+		if v.seen[b.Service] {
+			v.addf(bwhere(), "duplicate backend")
+		}
+		v.seen[b.Service] = true
 		if b.Weight < 0 {
-			v.addf(bwhere, "negative weight %d", b.Weight)
+			v.addf(bwhere(), "negative weight %d", b.Weight)
 		} else {
 			sum += int64(b.Weight)
 		}
-		addrs := map[string]bool{}
+		clear(v.addrs)
 		for _, e := range b.Endpoints {
 			ap, err := netip.ParseAddrPort(e.Address)
 			if err != nil || ap.Port() == 0 {
-				v.addf(bwhere, "bad endpoint address %q (want ip:port)", e.Address)
+				v.addf(bwhere(), "bad endpoint address %q (want ip:port)", e.Address)
 				continue
 			}
-			if addrs[e.Address] {
-				v.addf(bwhere, "duplicate endpoint %s", e.Address)
+			if v.addrs[e.Address] {
+				v.addf(bwhere(), "duplicate endpoint %s", e.Address)
 			}
-			addrs[e.Address] = true
+			v.addrs[e.Address] = true
 		}
 	}
 	if sum == 0 && hasEndpoints(bs) {

@@ -174,7 +174,7 @@ func (rt *Router) Prepare(t *table.Table) (*Prepared, error) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	old := rt.current.Load()
-	p := &Prepared{table: t, hosts: map[string]*hostRoutes{}, routes: map[routeKey]*route{}}
+	p := &Prepared{table: t, hosts: make(map[string]*hostRoutes, 2*len(t.HTTP)), routes: make(map[routeKey]*route, len(t.HTTP))}
 	var errs []error
 	for i := range t.HTTP {
 		spec := &t.HTTP[i]
@@ -223,7 +223,7 @@ func (rt *Router) Prepare(t *table.Table) (*Prepared, error) {
 func (rt *Router) Commit(p *Prepared) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	byService := map[table.ServiceRef]*routeMetrics{}
+	byService := make(map[table.ServiceRef]*routeMetrics, len(p.routes))
 	for _, r := range p.routes {
 		if r.metrics != nil {
 			byService[r.spec.Service] = r.metrics
