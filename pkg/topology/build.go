@@ -1,8 +1,8 @@
 package topology
 
 import (
-	"cmp"
 	"slices"
+	"strings"
 
 	"github.com/nodemesh/nodemesh/pkg/snapshot"
 )
@@ -55,7 +55,10 @@ func sortedBy[T any](objs []T, key func(T) (string, string)) []T {
 	slices.SortStableFunc(out, func(a, b T) int {
 		an, aname := key(a)
 		bn, bname := key(b)
-		return cmp.Or(cmp.Compare(an, bn), cmp.Compare(aname, bname))
+		if c := strings.Compare(an, bn); c != 0 {
+			return c
+		}
+		return strings.Compare(aname, bname)
 	})
 	return out
 }

@@ -96,7 +96,7 @@ func (b *builder) namedPort(namespace, name string, proto corev1.Protocol, ep *d
 		return 0
 	}
 	ns := cmp.Or(ep.TargetRef.Namespace, namespace)
-	pod := b.in.podsByName[nn(ns, ep.TargetRef.Name)]
+	pod := b.pod(ns, ep.TargetRef.Name)
 	if pod == nil {
 		return 0
 	}

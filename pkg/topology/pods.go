@@ -13,6 +13,8 @@ import (
 
 // inputs are the snapshot's objects indexed for the builders.
 type inputs struct {
+	// podsByName is built on first use: only slices without port numbers
+	// need it, and 100,000 pods make it the costliest index.
 	podsByName map[types.NamespacedName]*corev1.Pod
 	nodeZone   map[string]string
 	slices     map[types.NamespacedName][]*discoveryv1.EndpointSlice
@@ -25,13 +27,9 @@ const zoneLabel = "topology.kubernetes.io/zone"
 func (b *builder) indexInputs() {
 	s := b.snap
 	in := inputs{
-		podsByName: make(map[types.NamespacedName]*corev1.Pod, len(s.Pods)),
 		nodeZone:   make(map[string]string, len(s.Nodes)),
 		slices:     make(map[types.NamespacedName][]*discoveryv1.EndpointSlice, len(s.Services)),
 		shadows:    make(map[string]*corev1.Service, len(s.ShadowServices)),
-	}
-	for _, p := range s.Pods {
-		in.podsByName[nn(p.Namespace, p.Name)] = p
 	}
 	for _, n := range s.Nodes {
 		if z := n.Labels[zoneLabel]; z != "" {
@@ -58,6 +56,17 @@ func (b *builder) indexInputs() {
 	b.in = in
 }
 
+// pod returns the snapshot's pod namespace/name, or nil.
+func (b *builder) pod(namespace, name string) *corev1.Pod {
+	if b.in.podsByName == nil {
+		b.in.podsByName = make(map[types.NamespacedName]*corev1.Pod, len(b.snap.Pods))
+		for _, p := range b.snap.Pods {
+			b.in.podsByName[nn(p.Namespace, p.Name)] = p
+		}
+	}
+	return b.in.podsByName[nn(namespace, name)]
+}
+
 // buildPods lists the identity behind every pod IP. Pods without an IP,
 // finished pods (their IP may already be reused) and hostNetwork pods (their
 // IP is the node's, shared by every such pod) get none. When two remaining
@@ -65,35 +74,62 @@ func (b *builder) indexInputs() {
 // settle it, the IP gets no identity and both pods get an error, since a
 // wrong identity is worse than none.
 func (b *builder) buildPods() []*Pod {
-	byIP := map[string][]*corev1.Pod{}
+	// Sorting (IP, pod) pairs groups the claims of each IP without a map of
+	// slices: 100,000 pods cost one sort.
+	type claim struct {
+		ip  string
+		pod *corev1.Pod
+	}
+	claims := make([]claim, 0, len(b.snap.Pods))
 	for _, p := range b.snap.Pods {
 		if p.Spec.HostNetwork || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
 			continue
 		}
+		if p.Status.PodIP != "" && len(p.Status.PodIPs) <= 1 {
+			claims = append(claims, claim{p.Status.PodIP, p}) // the common case, without podIPs' slice
+			continue
+		}
 		for _, ip := range podIPs(p) {
-			byIP[ip] = append(byIP[ip], p)
+			claims = append(claims, claim{ip, p})
 		}
 	}
-	out := make([]*Pod, 0, len(byIP))
-	for ip, claim := range byIP {
-		if len(claim) > 1 {
-			live := slices.DeleteFunc(slices.Clone(claim), func(p *corev1.Pod) bool { return p.DeletionTimestamp != nil })
+	slices.SortFunc(claims, func(a, b claim) int {
+		// Not cmp.Or: it would evaluate every comparison on this hot path.
+		if c := strings.Compare(a.ip, b.ip); c != 0 {
+			return c
+		}
+		return cmp.Or(strings.Compare(a.pod.Namespace, b.pod.Namespace), strings.Compare(a.pod.Name, b.pod.Name))
+	})
+	out := make([]*Pod, 0, len(claims))
+	for i := 0; i < len(claims); {
+		j := i + 1
+		for j < len(claims) && claims[j].ip == claims[i].ip {
+			j++
+		}
+		ip, group := claims[i].ip, claims[i:j]
+		i = j
+		p := group[0].pod
+		if len(group) > 1 {
+			var live []*corev1.Pod
+			for _, c := range group {
+				if c.pod.DeletionTimestamp == nil {
+					live = append(live, c.pod)
+				}
+			}
 			if len(live) != 1 {
-				for _, p := range claim {
-					b.errs.add(KindPod, p.Namespace, p.Name, "pod IP %s is claimed by %d pods; it gets no identity until only one is left", ip, len(claim))
+				for _, c := range group {
+					b.errs.add(KindPod, c.pod.Namespace, c.pod.Name, "pod IP %s is claimed by %d pods; it gets no identity until only one is left", ip, len(group))
 				}
 				continue
 			}
-			claim = live
+			p = live[0]
 		}
-		p := claim[0]
 		sa := p.Spec.ServiceAccountName
 		if sa == "" {
 			sa = "default"
 		}
 		out = append(out, &Pod{IP: ip, Namespace: p.Namespace, Name: p.Name, ServiceAccount: sa, Node: p.Spec.NodeName, Workload: workload(p)})
 	}
-	slices.SortFunc(out, func(a, b *Pod) int { return cmp.Compare(a.IP, b.IP) })
 	return out
 }
 
