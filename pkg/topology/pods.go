@@ -27,9 +27,9 @@ const zoneLabel = "topology.kubernetes.io/zone"
 func (b *builder) indexInputs() {
 	s := b.snap
 	in := inputs{
-		nodeZone:   make(map[string]string, len(s.Nodes)),
-		slices:     make(map[types.NamespacedName][]*discoveryv1.EndpointSlice, len(s.Services)),
-		shadows:    make(map[string]*corev1.Service, len(s.ShadowServices)),
+		nodeZone: make(map[string]string, len(s.Nodes)),
+		slices:   make(map[types.NamespacedName][]*discoveryv1.EndpointSlice, len(s.Services)),
+		shadows:  make(map[string]*corev1.Service, len(s.ShadowServices)),
 	}
 	for _, n := range s.Nodes {
 		if z := n.Labels[zoneLabel]; z != "" {
