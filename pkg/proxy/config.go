@@ -1,0 +1,120 @@
+package proxy
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"time"
+
+	"github.com/nodemesh/nodemesh/pkg/distribution"
+	"github.com/nodemesh/nodemesh/pkg/proxy/httpproxy"
+	"github.com/nodemesh/nodemesh/pkg/proxy/tcpproxy"
+	"github.com/nodemesh/nodemesh/pkg/proxy/udpproxy"
+)
+
+// Config is the static configuration of `nodemesh proxy`. Its field names
+// are the documented options (--http-port, NODEMESH_HTTP_PORT, ...);
+// DefaultConfig holds the defaults. docs/proxy.md lists them.
+type Config struct {
+	ConfigFile string `description:"Configuration file (YAML or TOML)." export:"true"`
+
+	Node          string `description:"Node name reported to the controller; empty means $NODEMESH_NODE (set it from the downward API, spec.nodeName), then the host name." export:"true"`
+	ControllerURL string `description:"Controller API to watch the routing table from, e.g. http://nodemesh-controller.nodemesh.svc:9000. Exactly one of controller-url and table-file." export:"true"`
+	TableFile     string `description:"Routing table JSON file to serve instead of watching the controller; reloaded when it changes." export:"true"`
+
+	ListenAddress string `description:"IP address every proxy listener binds; empty means all." export:"true"`
+	HTTPPort      int    `description:"Port of the shared HTTP listener." export:"true"`
+	AdminPort     int    `description:"Port of /ready, /live, /config and /metrics." export:"true"`
+
+	GCPercent int `description:"Go GC target percentage (GOGC); fewer collections for more heap. See docs/proxy.md for the measurement behind the default." export:"true"`
+	MaxProcs  int `description:"GOMAXPROCS; 0 keeps Go's default (the CPU quota or count)." export:"true"`
+
+	DialTimeout           time.Duration `description:"Timeout of a connect to an HTTP backend endpoint." export:"true"`
+	ResponseHeaderTimeout time.Duration `description:"How long an HTTP backend may take to send its response headers before the client gets 504; negative means no limit." export:"true"`
+	BackendIdleTimeout    time.Duration `description:"How long an idle keep-alive connection to an HTTP backend is kept." export:"true"`
+	ReadHeaderTimeout     time.Duration `description:"How long a client may take to send its request headers." export:"true"`
+	ClientIdleTimeout     time.Duration `description:"How long an idle client keep-alive connection is kept." export:"true"`
+	VerifyHTTPSBackends   bool          `description:"Verify the certificates of https backends (pods rarely have certificates valid for their IP, so off by default)." export:"true"`
+	RetryMaxBodyBytes     int64         `description:"Largest request body buffered for retries; larger or unsized bodies are never retried." export:"true"`
+
+	TCPConnectTimeout time.Duration `description:"Timeout of one connect attempt to a TCP backend endpoint." export:"true"`
+	TCPIdleTimeout    time.Duration `description:"Close a TCP connection idle in both directions this long." export:"true"`
+	UDPIdleTimeout    time.Duration `description:"Expire a UDP client session idle this long." export:"true"`
+
+	WatchWait         time.Duration `description:"Long-poll duration asked of the controller." export:"true"`
+	TablePollInterval time.Duration `description:"How often table-file is checked for changes." export:"true"`
+	ShutdownTimeout   time.Duration `description:"How long in-flight HTTP requests may finish after SIGTERM." export:"true"`
+	LogLevel          string        `description:"Log level: debug, info, warn or error." export:"true"`
+}
+
+// DefaultGCPercent is the default GOGC. A proxy's live heap is small (the
+// table and pooled buffers) while its garbage rate is high (per-request
+// objects), so letting the heap grow to five times the live set before a
+// collection trades a few MiB for far fewer GC cycles: see docs/proxy.md.
+const DefaultGCPercent = 400
+
+// DefaultConfig returns the defaults of every option.
+func DefaultConfig() Config {
+	return Config{
+		HTTPPort:              7000,
+		AdminPort:             7001,
+		GCPercent:             DefaultGCPercent,
+		DialTimeout:           httpproxy.DefaultDialTimeout,
+		ResponseHeaderTimeout: httpproxy.DefaultResponseHeaderTimeout,
+		BackendIdleTimeout:    httpproxy.DefaultIdleConnTimeout,
+		ReadHeaderTimeout:     10 * time.Second,
+		ClientIdleTimeout:     2 * time.Minute,
+		RetryMaxBodyBytes:     httpproxy.DefaultRetryMaxBodyBytes,
+		TCPConnectTimeout:     tcpproxy.DefaultConnectTimeout,
+		TCPIdleTimeout:        tcpproxy.DefaultIdleTimeout,
+		UDPIdleTimeout:        udpproxy.DefaultIdleTimeout,
+		WatchWait:             distribution.DefaultWait,
+		TablePollInterval:     time.Second,
+		ShutdownTimeout:       15 * time.Second,
+		LogLevel:              "info",
+	}
+}
+
+// NodeName returns the node name to report: Node, else $NODEMESH_NODE, else
+// the host name. paerser reads the environment only when no flag is given,
+// so the downward-API variable is honoured here as well.
+func (c Config) NodeName() string {
+	if c.Node != "" {
+		return c.Node
+	}
+	if n := os.Getenv("NODEMESH_NODE"); n != "" {
+		return n
+	}
+	h, _ := os.Hostname()
+	return h
+}
+
+// Validate reports every invalid option at once.
+func (c Config) Validate() error {
+	var errs []error
+	if (c.ControllerURL == "") == (c.TableFile == "") {
+		errs = append(errs, errors.New("set exactly one of controller-url and table-file"))
+	}
+	if c.HTTPPort < 0 || c.HTTPPort > 65535 {
+		errs = append(errs, fmt.Errorf("http-port %d: want 0-65535", c.HTTPPort))
+	}
+	if c.AdminPort < 0 || c.AdminPort > 65535 {
+		errs = append(errs, fmt.Errorf("admin-port %d: want 0-65535", c.AdminPort))
+	}
+	if c.HTTPPort == c.AdminPort && c.HTTPPort != 0 {
+		errs = append(errs, fmt.Errorf("http-port and admin-port are both %d", c.HTTPPort))
+	}
+	if c.GCPercent == 0 || c.GCPercent < -1 {
+		errs = append(errs, fmt.Errorf("gc-percent %d: want a positive percentage, or -1 to turn the GC off", c.GCPercent))
+	}
+	if c.MaxProcs < 0 {
+		errs = append(errs, fmt.Errorf("max-procs %d: want 0 or more", c.MaxProcs))
+	}
+	if c.TablePollInterval <= 0 && c.TableFile != "" {
+		errs = append(errs, errors.New("table-poll-interval must be positive"))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

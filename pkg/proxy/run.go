@@ -1,0 +1,112 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"runtime"
+	"runtime/debug"
+	"strconv"
+	"time"
+
+	"github.com/nodemesh/nodemesh/pkg/distribution"
+	"github.com/nodemesh/nodemesh/pkg/proxy/admin"
+	"github.com/nodemesh/nodemesh/pkg/proxy/httpproxy"
+)
+
+// TuneRuntime applies the GC and GOMAXPROCS settings of cfg to this
+// process. It is separate from Run because it is process-wide.
+func TuneRuntime(cfg Config) {
+	debug.SetGCPercent(cfg.GCPercent)
+	if cfg.MaxProcs > 0 {
+		runtime.GOMAXPROCS(cfg.MaxProcs)
+	}
+}
+
+// Listen opens the HTTP and admin listeners and returns their addresses.
+// Run calls it when it has not been called.
+func (p *Proxy) Listen() (httpAddr, adminAddr net.Addr, err error) {
+	if p.httpL != nil {
+		return p.httpL.Addr(), p.adminL.Addr(), nil
+	}
+	h, err := net.Listen("tcp", net.JoinHostPort(p.cfg.ListenAddress, strconv.Itoa(p.cfg.HTTPPort)))
+	if err != nil {
+		return nil, nil, fmt.Errorf("http listener: %w", err)
+	}
+	a, err := net.Listen("tcp", net.JoinHostPort(p.cfg.ListenAddress, strconv.Itoa(p.cfg.AdminPort)))
+	if err != nil {
+		h.Close()
+		return nil, nil, fmt.Errorf("admin listener: %w", err)
+	}
+	p.httpL, p.adminL = h, a
+	return h.Addr(), a.Addr(), nil
+}
+
+// Run serves until ctx is done: the shared HTTP listener, the admin
+// endpoint, and the table source (the controller watch or the table file).
+// On return in-flight HTTP requests have had ShutdownTimeout to finish and
+// every listener is closed.
+func (p *Proxy) Run(ctx context.Context) error {
+	if _, _, err := p.Listen(); err != nil {
+		return err
+	}
+	defer p.Close()
+	httpSrv := httpproxy.NewServer(p.http, httpproxy.ServerOptions{
+		ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
+		IdleTimeout:       p.cfg.ClientIdleTimeout,
+	})
+	adminSrv := &http.Server{
+		Handler:           admin.Handler(admin.Options{Applied: p.Applied, Gatherer: p.reg}),
+		ReadHeaderTimeout: 5 * time.Second,
+	}
+	errc := make(chan error, 3)
+	go func() { errc <- serve("http", httpSrv, p.httpL) }()
+	go func() { errc <- serve("admin", adminSrv, p.adminL) }()
+
+	srcCtx, stopSource := context.WithCancel(ctx)
+	defer stopSource()
+	go func() { errc <- p.runSource(srcCtx) }()
+	p.log.Info("proxy started", "node", p.cfg.NodeName(), "http", p.httpL.Addr().String(), "admin", p.adminL.Addr().String())
+
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-errc:
+	}
+	stopSource()
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), p.cfg.ShutdownTimeout)
+	defer cancel()
+	if serr := httpSrv.Shutdown(shutdownCtx); serr != nil {
+		httpSrv.Close()
+	}
+	adminSrv.Close()
+	return err
+}
+
+func serve(name string, s *http.Server, l net.Listener) error {
+	if err := s.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("%s server: %w", name, err)
+	}
+	return nil
+}
+
+// runSource feeds tables to Apply until ctx is done.
+func (p *Proxy) runSource(ctx context.Context) error {
+	if p.cfg.TableFile != "" {
+		w := &fileWatcher{path: p.cfg.TableFile, interval: p.cfg.TablePollInterval, apply: p.applyEncoded, log: p.log}
+		w.run(ctx)
+		return nil
+	}
+	c, err := distribution.NewClient(distribution.ClientOptions{
+		URL:    p.cfg.ControllerURL,
+		Node:   p.cfg.NodeName(),
+		Wait:   p.cfg.WatchWait,
+		Logger: p.log.With("source", "controller"),
+	})
+	if err != nil {
+		return err
+	}
+	return c.Run(ctx, p.Apply)
+}
