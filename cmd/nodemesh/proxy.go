@@ -1,16 +1,26 @@
 package main
 
 import (
+	"context"
+
 	"github.com/traefik/paerser/cli"
 
 	"github.com/nodemesh/nodemesh/pkg/cmdline"
+	"github.com/nodemesh/nodemesh/pkg/proxy"
 )
 
-// proxyConfig is the static configuration of "nodemesh proxy".
-type proxyConfig struct {
-	ConfigFile string `description:"Configuration file (YAML or TOML)." export:"true"`
+func newProxyCommand() *cli.Command {
+	cfg := proxy.DefaultConfig()
+	return cmdline.New("proxy",
+		"the node proxy: serve the routing table's HTTP, TCP and UDP routes on this node",
+		&cfg, func(ctx context.Context) error { return runProxy(ctx, cfg) })
 }
 
-func newProxyCommand() *cli.Command {
-	return cmdline.New("proxy", "proxy (not built yet)", &proxyConfig{}, notBuilt("nodemesh proxy"))
+func runProxy(ctx context.Context, cfg proxy.Config) error {
+	p, err := proxy.New(cfg)
+	if err != nil {
+		return err
+	}
+	proxy.TuneRuntime(cfg)
+	return p.Run(ctx)
 }
