@@ -13,6 +13,8 @@ import (
 	"github.com/nodemesh/nodemesh/pkg/shadow"
 	"github.com/nodemesh/nodemesh/pkg/snapshot"
 	"github.com/nodemesh/nodemesh/pkg/topology"
+	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
@@ -91,13 +93,39 @@ func ip(b int, i int) string { return fmt.Sprintf("10.%d.%d.%d", b+i>>16, (i>>8)
 
 func ptr[T any](v T) *T { return &v }
 
+// withACL adds, per namespace, one HTTPRouteGroup, and per service a
+// TrafficTarget letting the previous service's pods call it.
+func withACL(s *snapshot.Snapshot) *snapshot.Snapshot {
+	for i := range 100 {
+		s.HTTPRouteGroups = append(s.HTTPRouteGroups, &specsv1alpha4.HTTPRouteGroup{
+			ObjectMeta: metav1.ObjectMeta{Namespace: fmt.Sprintf("ns-%d", i), Name: "routes"},
+			Spec: specsv1alpha4.HTTPRouteGroupSpec{Matches: []specsv1alpha4.HTTPMatch{
+				{Name: "api", PathRegex: "/api", Methods: []string{"GET"}}, {Name: "all"}}},
+		})
+	}
+	for i, svc := range s.Services {
+		s.TrafficTargets = append(s.TrafficTargets, &accessv1alpha3.TrafficTarget{
+			ObjectMeta: metav1.ObjectMeta{Namespace: svc.Namespace, Name: svc.Name},
+			Spec: accessv1alpha3.TrafficTargetSpec{
+				Destination: accessv1alpha3.IdentityBindingSubject{Kind: "ServiceAccount", Name: svc.Name},
+				Sources:     []accessv1alpha3.IdentityBindingSubject{{Kind: "ServiceAccount", Name: fmt.Sprintf("svc-%d", (i+len(s.Services)-100)%len(s.Services))}},
+				Rules:       []accessv1alpha3.TrafficTargetRule{{Kind: "HTTPRouteGroup", Name: "routes", Matches: []string{"api"}}},
+			},
+		})
+	}
+	return s
+}
+
 func benchBuild(b *testing.B, n, eps, splitEvery int) {
-	s := synth(n, eps, splitEvery)
+	benchSnapshot(b, synth(n, eps, splitEvery), topology.Options{}, n)
+}
+
+func benchSnapshot(b *testing.B, s *snapshot.Snapshot, opts topology.Options, n int) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	cpu0 := cpuTime()
 	for b.Loop() {
-		if t := routing.Build(topology.Build(s, topology.Options{})); len(t.HTTP) != n {
+		if t := routing.Build(topology.Build(s, opts)); len(t.HTTP) != n {
 			b.Fatalf("%d routes", len(t.HTTP))
 		}
 	}
@@ -105,7 +133,7 @@ func benchBuild(b *testing.B, n, eps, splitEvery int) {
 	// The machine is shared, so wall time (ns/op) waits for other work too;
 	// the process's CPU time (user+system, collector included) does not.
 	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
-	peak, live := heapOfOneBuild(s)
+	peak, live := heapOfOneBuild(s, opts)
 	b.ReportMetric(float64(peak)/(1<<20), "peak-MiB")
 	b.ReportMetric(float64(live)/(1<<20), "result-MiB")
 }
@@ -114,7 +142,7 @@ func benchBuild(b *testing.B, n, eps, splitEvery int) {
 // it would in the controller: peak is the largest heap (live plus not yet
 // collected objects) seen by a sampler during the build, above the heap
 // before it; live is what the result keeps after a collection.
-func heapOfOneBuild(s *snapshot.Snapshot) (peak, live int64) {
+func heapOfOneBuild(s *snapshot.Snapshot, opts topology.Options) (peak, live int64) {
 	sample := []metrics.Sample{{Name: "/memory/classes/heap/objects:bytes"}}
 	read := func() uint64 { metrics.Read(sample); return sample[0].Value.Uint64() }
 	var ms runtime.MemStats
@@ -135,7 +163,7 @@ func heapOfOneBuild(s *snapshot.Snapshot) (peak, live int64) {
 			}
 		}
 	}()
-	t := routing.Build(topology.Build(s, topology.Options{}))
+	t := routing.Build(topology.Build(s, opts))
 	close(done)
 	<-stopped
 	if h := read(); h > max.Load() {
@@ -155,3 +183,9 @@ func BenchmarkBuild10000x10(b *testing.B) { benchBuild(b, 10000, 10, 0) }
 // controller benchmark's shape: 5 endpoints, a TrafficSplit on every tenth.
 func BenchmarkBuild1000x5Splits(b *testing.B) { benchBuild(b, 1000, 5, 10) }
 func BenchmarkBuild3000x5Splits(b *testing.B) { benchBuild(b, 3000, 5, 10) }
+
+// BenchmarkBuild10000x10ACL is the 10,000-service build in ACL mode, with a
+// TrafficTarget per service.
+func BenchmarkBuild10000x10ACL(b *testing.B) {
+	benchSnapshot(b, withACL(synth(10000, 10, 0)), topology.Options{ACL: true}, 10000)
+}

@@ -23,6 +23,9 @@ import (
 func Build(topo *topology.Topology) *table.Table {
 	t := &table.Table{Schema: table.SchemaVersion, ACL: topo.Options.ACL}
 	b := &builder{topo: topo, endpoints: map[epKey][]table.Endpoint{}}
+	if topo.Options.ACL {
+		b.acl = newACL(topo)
+	}
 	for _, svc := range topo.Services {
 		split := b.activeSplit(svc)
 		httpPorts := 0
@@ -60,6 +63,8 @@ type builder struct {
 	// endpoints caches the ready endpoints of (service, port, protocol): a
 	// backend shared by many routes is converted once.
 	endpoints map[epKey][]table.Endpoint
+	// acl is set when access control is on.
+	acl *acl
 }
 
 type epKey struct {
@@ -94,16 +99,19 @@ func (b *builder) httpRoute(svc *topology.Service, p *topology.ServicePort, spli
 		Middleware:  svc.Middleware,
 	}
 	own := []table.Backend{b.backend(svc, p, 1)}
+	var backends []table.Backend
+	if split != nil {
+		backends = b.splitBackends(split, p)
+	}
 	switch {
 	case split == nil:
 		r.Backends = own
 	case len(split.Matches) == 0:
-		r.Backends = b.splitBackends(split, p)
+		r.Backends = backends
 	default:
 		// A/B: requests matching the split's route groups go to the
 		// backends, every other request to the root service itself.
 		r.Backends = own
-		backends := b.splitBackends(split, p)
 		for _, m := range split.Matches {
 			if m.Kind != topology.KindHTTPRouteGroup {
 				continue
@@ -117,6 +125,9 @@ func (b *builder) httpRoute(svc *topology.Service, p *topology.ServicePort, spli
 			}
 		}
 	}
+	if b.acl != nil {
+		b.acl.secureHTTP(&r, p, own, backends)
+	}
 	return r
 }
 
@@ -125,10 +136,16 @@ func (b *builder) httpRoute(svc *topology.Service, p *topology.ServicePort, spli
 // port; HTTPRouteGroup matches never select a stream port.
 func (b *builder) streamRoute(svc *topology.Service, p *topology.ServicePort, split *topology.Split) table.StreamRoute {
 	r := table.StreamRoute{Service: svc.Ref(), Port: p.Port, ProxyPort: p.ProxyPort}
+	own := []table.Backend{b.backend(svc, p, 1)}
+	var backends []table.Backend
 	if split != nil && b.splitSelectsStream(split, p) {
-		r.Backends = b.splitBackends(split, p)
+		backends = b.splitBackends(split, p)
+		r.Backends = backends
 	} else {
-		r.Backends = []table.Backend{b.backend(svc, p, 1)}
+		r.Backends = own
+	}
+	if b.acl != nil {
+		b.acl.secureStream(&r, p, own, backends)
 	}
 	return r
 }
