@@ -169,7 +169,9 @@ func (rt *Router) Apply(t *table.Table) error {
 // Prepare builds the handlers of t's HTTP routes without serving them. t
 // should have passed table.Validate; Prepare still refuses what it cannot
 // build (a bad regex, a duplicate host and port). Routes equal to a serving
-// route reuse its handler. t must not be modified afterwards.
+// route reuse its handler. t must not be modified afterwards. Callers run
+// one Prepare/Commit pair at a time (pkg/proxy holds a lock around both): a
+// Prepared reuses the handlers of the table serving when it was built.
 func (rt *Router) Prepare(t *table.Table) (*Prepared, error) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
