@@ -1,0 +1,247 @@
+// Command report turns the raw measurements of run.sh into the markdown
+// result table: medians with min–max over the interleaved repetitions,
+// ratios against the backend called directly (and against HAProxy for p99
+// and TCP), and a check against the targets of issue 3.
+//
+// Input: a TSV file of "config<TAB>rep<TAB>metric<TAB>value" lines. Ratios
+// and added latencies are computed per repetition (each pairs runs taken
+// minutes apart) and then summarised.
+package main
+
+import (
+	"bufio"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"slices"
+	"strconv"
+	"strings"
+)
+
+// data maps config -> metric -> rep -> value.
+type data map[string]map[string]map[int]float64
+
+func main() {
+	in := flag.String("in", "", "raw TSV from run.sh")
+	meta := flag.String("meta", "", "file of header lines to print first (date, load, versions)")
+	flag.Parse()
+	d, err := load(*in)
+	if err != nil {
+		log.Fatal(err)
+	}
+	if *meta != "" {
+		b, err := os.ReadFile(*meta)
+		if err != nil {
+			log.Fatal(err)
+		}
+		os.Stdout.Write(b)
+		fmt.Println()
+	}
+	w := bufio.NewWriter(os.Stdout)
+	defer w.Flush()
+	httpTable(w, d)
+	tcpTable(w, d)
+	largeTable(w, d)
+	targets(w, d)
+}
+
+func load(path string) (data, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	d := data{}
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		parts := strings.Split(sc.Text(), "\t")
+		if len(parts) != 4 {
+			continue
+		}
+		rep, err1 := strconv.Atoi(parts[1])
+		v, err2 := strconv.ParseFloat(parts[3], 64)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("bad line %q", sc.Text())
+		}
+		if d[parts[0]] == nil {
+			d[parts[0]] = map[string]map[int]float64{}
+		}
+		if d[parts[0]][parts[2]] == nil {
+			d[parts[0]][parts[2]] = map[int]float64{}
+		}
+		d[parts[0]][parts[2]][rep] = v
+	}
+	return d, sc.Err()
+}
+
+// stat is a median with its min and max; ok is false when there was no
+// sample.
+type stat struct {
+	med, lo, hi float64
+	ok          bool
+}
+
+func summarise(vs []float64) stat {
+	if len(vs) == 0 {
+		return stat{}
+	}
+	slices.Sort(vs)
+	med := vs[len(vs)/2]
+	if len(vs)%2 == 0 {
+		med = (vs[len(vs)/2-1] + vs[len(vs)/2]) / 2
+	}
+	return stat{med: med, lo: vs[0], hi: vs[len(vs)-1], ok: true}
+}
+
+// values returns every repetition's value of config/metric.
+func (d data) values(config, metric string) []float64 {
+	var vs []float64
+	for _, v := range d[config][metric] {
+		vs = append(vs, v)
+	}
+	return vs
+}
+
+func (d data) stat(config, metric string) stat { return summarise(d.values(config, metric)) }
+
+// paired combines a's and b's value of the same repetition with f.
+func (d data) paired(a, b, metric string, f func(x, y float64) float64) stat {
+	var vs []float64
+	for rep, x := range d[a][metric] {
+		if y, ok := d[b][metric][rep]; ok {
+			vs = append(vs, f(x, y))
+		}
+	}
+	return summarise(vs)
+}
+
+func ratio(x, y float64) float64 { return x / y }
+func minus(x, y float64) float64 { return x - y }
+
+// format prints "med (lo–hi)" with the given precision.
+func (s stat) format(prec int) string {
+	if !s.ok {
+		return "—"
+	}
+	f := "%." + strconv.Itoa(prec) + "f"
+	return fmt.Sprintf(f+" ("+f+"–"+f+")", s.med, s.lo, s.hi)
+}
+
+// httpConfigs is the display order of the HTTP configurations.
+var httpConfigs = []struct{ key, name string }{
+	{"direct", "direct (the limit)"},
+	{"nodemesh", "**nodemesh proxy**"},
+	{"haproxy", "HAProxy (nbthread 1)"},
+	{"nginx", "nginx (worker_processes 1)"},
+	{"httputil", "Go httputil.ReverseProxy"},
+	{"httputil-pool", "Go httputil + sync.Pool BufferPool"},
+	{"oxy-pool", "oxy v2 forward + roundrobin + BufferPool"},
+}
+
+func httpTable(w *bufio.Writer, d data) {
+	fmt.Fprintln(w, "## HTTP: throughput (wrk -t1 -c50), latency at 2,000 req/s, memory and CPU")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "Median (min–max) of the repetitions. Added latency is the proxy's percentile minus direct's in the same repetition.")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| proxy | max RPS | ratio vs direct | p50 µs | p99 µs | p99.9 µs | added p50 µs | added p99 µs | added p99 vs HAProxy's | RSS MiB | CPU ms / 1k req |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+	haAdded := d.paired("haproxy", "direct", "p99_us", minus)
+	for _, c := range httpConfigs {
+		if d[c.key] == nil {
+			continue
+		}
+		vsHA := "—"
+		if c.key != "direct" && c.key != "haproxy" && haAdded.ok {
+			if added := d.paired(c.key, "direct", "p99_us", minus); added.ok {
+				vsHA = fmt.Sprintf("%.2f", added.med/haAdded.med)
+			}
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s | %s | %s | %s | %s | %s |\n", c.name,
+			d.stat(c.key, "rps").format(0),
+			d.paired(c.key, "direct", "rps", ratio).format(2),
+			d.stat(c.key, "p50_us").format(0),
+			d.stat(c.key, "p99_us").format(0),
+			d.stat(c.key, "p999_us").format(0),
+			d.paired(c.key, "direct", "p50_us", minus).format(0),
+			d.paired(c.key, "direct", "p99_us", minus).format(0),
+			vsHA,
+			d.stat(c.key, "rss_mib").format(1),
+			d.stat(c.key, "cpu_ms_per_1k").format(1))
+	}
+	fmt.Fprintln(w)
+}
+
+func tcpTable(w *bufio.Writer, d data) {
+	if d["tcp-direct"] == nil {
+		return
+	}
+	fmt.Fprintln(w, "## TCP mode: 1 MiB per connection")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| proxy | MiB/s | connections/s | ratio vs direct | ratio vs HAProxy | CPU ms / connection |")
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
+	for _, c := range []struct{ key, name string }{
+		{"tcp-direct", "direct"}, {"tcp-nodemesh", "**nodemesh proxy**"}, {"tcp-haproxy", "HAProxy mode tcp"},
+	} {
+		if d[c.key] == nil {
+			continue
+		}
+		vsHA := "—"
+		if c.key == "tcp-nodemesh" {
+			vsHA = d.paired(c.key, "tcp-haproxy", "mib_per_sec", ratio).format(2)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s | %s |\n", c.name,
+			d.stat(c.key, "mib_per_sec").format(0),
+			d.stat(c.key, "conns_per_sec").format(0),
+			d.paired(c.key, "tcp-direct", "mib_per_sec", ratio).format(2),
+			vsHA,
+			d.stat(c.key, "cpu_ms_per_conn").format(2))
+	}
+	fmt.Fprintln(w)
+}
+
+func largeTable(w *bufio.Writer, d data) {
+	if d["large"] == nil {
+		return
+	}
+	fmt.Fprintln(w, "## Large table: 1,000 HTTP services, 10,000 endpoints")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| measure | value |")
+	fmt.Fprintln(w, "|---|---:|")
+	fmt.Fprintf(w, "| proxy RSS with the large table loaded, MiB | %s |\n", d.stat("large", "rss_mib").format(1))
+	fmt.Fprintf(w, "| reload of the large table (file changed → applied), ms | %s |\n", d.stat("large", "reload_ms").format(1))
+	fmt.Fprintln(w)
+}
+
+// targets compares the nodemesh figures with issue 3's targets.
+func targets(w *bufio.Writer, d data) {
+	if d["nodemesh"] == nil {
+		return
+	}
+	fmt.Fprintln(w, "## Against the targets of issue 3 (medians)")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| target | measured | met |")
+	fmt.Fprintln(w, "|---|---:|:---:|")
+	row := func(name string, s stat, prec int, ok func(float64) bool) {
+		met := "—"
+		if s.ok {
+			met = map[bool]string{true: "yes", false: "**no**"}[ok(s.med)]
+		}
+		fmt.Fprintf(w, "| %s | %s | %s |\n", name, s.format(prec), met)
+	}
+	row("throughput ≥ 0.21 of direct", d.paired("nodemesh", "direct", "rps", ratio), 2, func(v float64) bool { return v >= 0.21 })
+	row("throughput ≥ 1/1.1 of the pooled oxy forwarder's", d.paired("nodemesh", "oxy-pool", "rps", ratio), 2, func(v float64) bool { return v >= 1/1.1 })
+	row("CPU per request ≤ 1.1× the pooled oxy forwarder's", d.paired("nodemesh", "oxy-pool", "cpu_ms_per_1k", ratio), 2, func(v float64) bool { return v <= 1.1 })
+	row("CPU ≤ 33 ms per 1,000 requests", d.stat("nodemesh", "cpu_ms_per_1k"), 1, func(v float64) bool { return v <= 33 })
+	haAdded := d.paired("haproxy", "direct", "p99_us", minus)
+	nmAdded := d.paired("nodemesh", "direct", "p99_us", minus)
+	if haAdded.ok && nmAdded.ok {
+		r := summarise([]float64{nmAdded.med / haAdded.med})
+		row("added p99 ≤ 1.5× HAProxy's", r, 2, func(v float64) bool { return v <= 1.5 })
+	}
+	row("RSS ≤ 25 MiB, small table", d.stat("nodemesh", "rss_mib"), 1, func(v float64) bool { return v <= 25 })
+	row("RSS ≤ 50 MiB, 1,000 services / 10,000 endpoints", d.stat("large", "rss_mib"), 1, func(v float64) bool { return v <= 50 })
+	row("reload of the large table < 50 ms", d.stat("large", "reload_ms"), 1, func(v float64) bool { return v < 50 })
+	row("TCP 1 MiB/conn throughput ≥ 0.8× HAProxy mode tcp", d.paired("tcp-nodemesh", "tcp-haproxy", "mib_per_sec", ratio), 2, func(v float64) bool { return v >= 0.8 })
+	fmt.Fprintln(w)
+}

@@ -1,0 +1,293 @@
+#!/usr/bin/env bash
+# Proxy benchmark: nodemesh proxy side by side with the backend called
+# directly, HAProxy, nginx and Go reverse proxies, with the method of
+# shared/notes/anchors.md (see docs/benchmarks.md):
+#   core 0 (taskset -c 0): the backend and the proxy under test, every Go
+#          program with GOMAXPROCS=1, HAProxy nbthread 1, nginx
+#          worker_processes 1;
+#   core 1 (taskset -c 1): the load generators only.
+# Throughput: wrk -t1 -c50, 3 s warm-up, 10 s measured. Latency: openloop at
+# 2,000 req/s over 16 keep-alive connections. RSS: VmRSS after the
+# throughput run. CPU: utime+stime of the proxy during the measured run.
+# Repetitions are interleaved (A B C ... A B C ...).
+#
+# Traffic goes to 127.0.0.1 only; every load run is bounded in time.
+#
+# Environment: BENCH_REPS (3), BENCH_DURATION (10, seconds),
+# BENCH_WARMUP (3), BENCH_CONFIGS (all HTTP configurations),
+# BENCH_TCP_CONFIGS (direct nodemesh haproxy), BENCH_LARGE (1: measure the
+# large table),
+# BENCH_OUT (integration/bench/results), BENCH_KEEP (1: keep logs in /tmp),
+# NODEMESH_BIN (built here if unset).
+set -euo pipefail
+
+ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
+cd "$ROOT"
+REPS=${BENCH_REPS:-3}
+DURATION=${BENCH_DURATION:-10}
+WARMUP=${BENCH_WARMUP:-3}
+CONFIGS=${BENCH_CONFIGS:-"direct nodemesh haproxy nginx httputil httputil-pool oxy-pool"}
+TCP_CONFIGS=${BENCH_TCP_CONFIGS:-"direct nodemesh haproxy"}
+LARGE=${BENCH_LARGE:-1}
+OUT=${BENCH_OUT:-$ROOT/integration/bench/results}
+WORK=$(mktemp -d /tmp/nodemesh-bench.XXXXXX)
+RAW=$WORK/raw.tsv
+BIN=$WORK/bin
+LOGS=$WORK/logs
+mkdir -p "$BIN" "$LOGS" "$OUT"
+: >"$RAW"
+TCK=$(getconf CLK_TCK)
+
+# Ports, all on 127.0.0.1.
+BACKEND_HTTP=18080 BACKEND_TCP=18081
+NM_HTTP=18100 NM_ADMIN=18101 NM_TCP=18102
+HA_HTTP=18110 HA_TCP=18111
+NGINX_HTTP=18120
+GO_HTTP=18130
+
+PIDS=()
+cleanup() {
+	for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $WORK"; else rm -rf "$WORK"; fi
+}
+trap cleanup EXIT
+
+log() { printf '%s %s\n' "$(date +%T)" "$*" >&2; }
+
+ensure_tools() {
+	local missing=()
+	command -v wrk >/dev/null || missing+=(wrk)
+	command -v haproxy >/dev/null || missing+=(haproxy)
+	command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || missing+=(nginx)
+	command -v taskset >/dev/null || missing+=(util-linux)
+	command -v curl >/dev/null || missing+=(curl)
+	if [ ${#missing[@]} -gt 0 ]; then
+		log "installing ${missing[*]} from Debian packages"
+		apt-get update -qq
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${missing[@]}" >/dev/null
+	fi
+}
+
+build() {
+	log "building"
+	if [ -n "${NODEMESH_BIN:-}" ]; then
+		cp "$NODEMESH_BIN" "$BIN/nodemesh"
+	else
+		CGO_ENABLED=0 go build -trimpath -o "$BIN/nodemesh" ./cmd/nodemesh
+	fi
+	go build -o "$BIN/" ./integration/bench/proxy/{backend,openloop,goproxy,tcpload,gentable,report}
+}
+
+# start NAME CMD...: runs CMD on core 0 in the background; sets STARTED.
+start() {
+	local name=$1
+	shift
+	taskset -c 0 env GOMAXPROCS=1 "$@" >"$LOGS/$name.log" 2>&1 &
+	STARTED=$!
+	PIDS+=("$STARTED")
+}
+
+stop() {
+	kill "$1" 2>/dev/null || true
+	wait "$1" 2>/dev/null || true
+}
+
+# wait_port PORT: up to 10 s for a listener.
+wait_port() {
+	for _ in $(seq 100); do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.1
+	done
+	log "nothing listens on port $1"
+	return 1
+}
+
+# cpu_ticks PID: utime+stime in clock ticks.
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+rss_mib() { awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
+record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RAW"; }
+
+write_configs() {
+	"$BIN/gentable" -http-port $NM_HTTP -tcp-proxy-port $NM_TCP \
+		-http-backend 127.0.0.1:$BACKEND_HTTP -tcp-backend 127.0.0.1:$BACKEND_TCP >"$WORK/small.json"
+	cat >"$WORK/haproxy.cfg" <<EOF
+global
+    nbthread 1
+    maxconn 8000
+defaults
+    timeout connect 5s
+    timeout client 60s
+    timeout server 60s
+frontend http
+    mode http
+    bind 127.0.0.1:$HA_HTTP
+    default_backend http
+backend http
+    mode http
+    server s1 127.0.0.1:$BACKEND_HTTP
+frontend tcp
+    mode tcp
+    bind 127.0.0.1:$HA_TCP
+    default_backend tcp
+backend tcp
+    mode tcp
+    server s1 127.0.0.1:$BACKEND_TCP
+EOF
+	cat >"$WORK/nginx.conf" <<EOF
+worker_processes 1;
+master_process off;
+daemon off;
+pid $WORK/nginx.pid;
+error_log $LOGS/nginx-error.log warn;
+events { worker_connections 4096; }
+http {
+    access_log off;
+    client_body_temp_path $WORK/nginx-tmp;
+    proxy_temp_path $WORK/nginx-tmp;
+    upstream backend { server 127.0.0.1:$BACKEND_HTTP; keepalive 64; }
+    server {
+        listen 127.0.0.1:$NGINX_HTTP;
+        location / {
+            proxy_pass http://backend;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+        }
+    }
+}
+EOF
+	mkdir -p "$WORK/nginx-tmp"
+}
+
+# start_proxy CONFIG: starts the proxy under test; sets PROXY_PID (empty
+# for direct) and PROXY_PORT.
+start_proxy() {
+	PROXY_PID=""
+	case $1 in
+	direct) PROXY_PORT=$BACKEND_HTTP; return ;;
+	nodemesh)
+		start nodemesh "$BIN/nodemesh" proxy --table-file="$WORK/small.json" \
+			--http-port=$NM_HTTP --admin-port=$NM_ADMIN --node=bench
+		PROXY_PORT=$NM_HTTP ;;
+	haproxy)
+		start haproxy haproxy -db -f "$WORK/haproxy.cfg"
+		PROXY_PORT=$HA_HTTP ;;
+	nginx)
+		start nginx "$(command -v nginx || echo /usr/sbin/nginx)" -c "$WORK/nginx.conf"
+		PROXY_PORT=$NGINX_HTTP ;;
+	httputil | httputil-pool | oxy-pool)
+		local mode=${1#httputil-}
+		[ "$1" = httputil ] && mode=bare
+		start "$1" "$BIN/goproxy" -mode "$mode" -listen 127.0.0.1:$GO_HTTP -backend http://127.0.0.1:$BACKEND_HTTP
+		PROXY_PORT=$GO_HTTP ;;
+	*) log "unknown config $1"; return 1 ;;
+	esac
+	PROXY_PID=$STARTED
+	wait_port "$PROXY_PORT"
+	# One request must succeed end to end before we measure.
+	curl -sf -o /dev/null --max-time 5 "http://127.0.0.1:$PROXY_PORT/"
+}
+
+# run_http CONFIG REP: throughput, CPU and RSS, then latency.
+run_http() {
+	local cfg=$1 rep=$2 out before after requests rps
+	start_proxy "$cfg"
+	log "http $cfg rep $rep"
+	timeout $((WARMUP + 30)) taskset -c 1 wrk -t1 -c50 -d"${WARMUP}s" "http://127.0.0.1:$PROXY_PORT/" >/dev/null
+	[ -n "$PROXY_PID" ] && before=$(cpu_ticks "$PROXY_PID")
+	out=$(timeout $((DURATION + 30)) taskset -c 1 wrk -t1 -c50 -d"${DURATION}s" --latency "http://127.0.0.1:$PROXY_PORT/")
+	echo "$out" >"$LOGS/wrk-$cfg-$rep.txt"
+	if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then
+		log "wrk saw errors for $cfg:"; echo "$out" >&2
+	fi
+	requests=$(echo "$out" | awk '/requests in/ {print $1}')
+	rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')
+	record "$cfg" "$rep" rps "$rps"
+	if [ -n "$PROXY_PID" ]; then
+		after=$(cpu_ticks "$PROXY_PID")
+		record "$cfg" "$rep" cpu_ms_per_1k "$(awk -v t=$((after - before)) -v k="$TCK" -v n="$requests" 'BEGIN {printf "%.2f", t * 1000 / k / (n / 1000)}')"
+		record "$cfg" "$rep" rss_mib "$(rss_mib "$PROXY_PID")"
+	fi
+	out=$(timeout 60 taskset -c 1 env GOMAXPROCS=1 GOGC=off "$BIN/openloop" -addr "127.0.0.1:$PROXY_PORT" \
+		-rate 2000 -conns 16 -warmup 1s -duration "${DURATION}s")
+	for m in p50_us p99_us p999_us; do
+		record "$cfg" "$rep" "$m" "$(echo "$out" | sed -n "s/.*\"$m\":\([0-9.]*\).*/\1/p")"
+	done
+	[ -n "$PROXY_PID" ] && stop "$PROXY_PID"
+	return 0
+}
+
+# run_tcp CONFIG REP: 1 MiB per connection through the proxy.
+run_tcp() {
+	local cfg=$1 rep=$2 port pid="" out before after
+	case $cfg in
+	direct) port=$BACKEND_TCP ;;
+	nodemesh)
+		start nodemesh-tcp "$BIN/nodemesh" proxy --table-file="$WORK/small.json" \
+			--http-port=$NM_HTTP --admin-port=$NM_ADMIN --node=bench
+		pid=$STARTED port=$NM_TCP ;;
+	haproxy)
+		start haproxy-tcp haproxy -db -f "$WORK/haproxy.cfg"
+		pid=$STARTED port=$HA_TCP ;;
+	esac
+	wait_port "$port"
+	log "tcp $cfg rep $rep"
+	timeout $((DURATION + 30)) taskset -c 1 env GOMAXPROCS=1 "$BIN/tcpload" -addr "127.0.0.1:$port" \
+		-c 8 -warmup 2s -duration "${DURATION}s" >"$WORK/tcpload.out" &
+	local load=$!
+	sleep 2 # tcpload's warm-up
+	[ -n "$pid" ] && before=$(cpu_ticks "$pid")
+	wait "$load"
+	[ -n "$pid" ] && after=$(cpu_ticks "$pid")
+	out=$(cat "$WORK/tcpload.out")
+	local mibps conns completed
+	mibps=$(echo "$out" | sed -n 's/.*"mib_per_sec":\([0-9.]*\).*/\1/p')
+	conns=$(echo "$out" | sed -n 's/.*"conns_per_sec":\([0-9.]*\).*/\1/p')
+	completed=$(echo "$out" | sed -n 's/.*"completed":\([0-9]*\).*/\1/p')
+	record "tcp-$cfg" "$rep" mib_per_sec "$mibps"
+	record "tcp-$cfg" "$rep" conns_per_sec "$conns"
+	if [ -n "$pid" ]; then
+		record "tcp-$cfg" "$rep" cpu_ms_per_conn "$(awk -v t=$((after - before)) -v k="$TCK" -v n="$completed" 'BEGIN {printf "%.3f", t * 1000 / k / n}')"
+		stop "$pid"
+	fi
+}
+
+main() {
+	ensure_tools
+	build
+	write_configs
+	local load_start
+	load_start=$(cut -d' ' -f1-3 /proc/loadavg)
+
+	start backend "$BIN/backend" -http 127.0.0.1:$BACKEND_HTTP -tcp 127.0.0.1:$BACKEND_TCP
+	wait_port $BACKEND_HTTP
+	wait_port $BACKEND_TCP
+
+	for rep in $(seq "$REPS"); do
+		for cfg in $CONFIGS; do run_http "$cfg" "$rep"; done
+	done
+	for rep in $(seq "$REPS"); do
+		for cfg in $TCP_CONFIGS; do run_tcp "$cfg" "$rep"; done
+	done
+	if [ "$LARGE" = 1 ]; then
+		for rep in $(seq "$REPS"); do run_large "$rep"; done
+	fi
+
+	local date meta
+	date=$(date +%F)
+	meta=$WORK/meta.md
+	{
+		echo "# Proxy benchmark, $date"
+		echo
+		echo "- Commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown); $(go version | cut -d' ' -f3); $(haproxy -v | head -1 | cut -d' ' -f1-3); $("$(command -v nginx || echo /usr/sbin/nginx)" -v 2>&1 | cut -d' ' -f3)"
+		echo "- Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)"
+		echo "- Load average (1, 5, 15 min) at start: $load_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
+		echo "- Settings: $REPS interleaved repetitions; wrk ${WARMUP} s warm-up + ${DURATION} s; latency 1 s warm-up + ${DURATION} s at 2,000 req/s over 16 connections; TCP 8 connections, 2 s warm-up + ${DURATION} s"
+		echo "- Method: docs/benchmarks.md (core 0: backend + proxy; core 1: load)."
+	} >"$meta"
+	"$BIN/report" -in "$RAW" -meta "$meta" | tee "$OUT/proxy-$date.md"
+	cp "$RAW" "$OUT/proxy-$date.tsv"
+	log "saved $OUT/proxy-$date.md"
+}
+
+main "$@"
