@@ -1,0 +1,27 @@
+// Package harness runs a real Kubernetes control plane and simulated workloads
+// for nodemesh's integration tests and demo.
+//
+// Everything runs inside one private network namespace that the harness makes
+// for the test binary (see Main), so no packet can leave the machine:
+//
+//   - etcd, kube-apiserver and kube-controller-manager are the real binaries
+//     from NODEMESH_TOOLS_DIR (built by integration/tools/build.sh), started as
+//     child processes by Start;
+//   - Nodes are Node objects (AddNode); there is no kubelet;
+//   - Pods are real processes (StartPod): the harness creates the Pod bound to
+//     its node, puts its IP on lo, starts a child process serving HTTP whoami,
+//     TCP echo and UDP echo on that IP, and then reports the Pod Running and
+//     Ready through the status subresource so that the real EndpointSlice
+//     controller publishes it.
+//
+// Address plan inside the namespace (all of it lives on lo):
+//
+//	127.0.C.1       etcd of cluster C (C counts clusters in this process)
+//	10.239.0.C      kube-apiserver of cluster C (also its advertise address)
+//	10.240.0.K      the InternalIP of the K-th node made in this process
+//	10.244.N.M/32   pods on node N (1-based per cluster) of a cluster
+//	10.96.0.0/16    the Service cluster IP range (virtual, never on lo)
+//
+// The apiserver does not listen on loopback because Endpoint and EndpointSlice
+// validation rejects 127.0.0.0/8, which would break the "kubernetes" Service.
+package harness
