@@ -166,7 +166,7 @@ start_proxy() {
 	case $1 in
 	direct) PROXY_PORT=$BACKEND_HTTP; return ;;
 	nodemesh)
-		start nodemesh "$BIN/nodemesh" proxy --table-file="$WORK/small.json" \
+		start nodemesh "$BIN/nodemesh" proxy --table-file="$WORK/small.json" --listen-address=127.0.0.1 \
 			--http-port=$NM_HTTP --admin-port=$NM_ADMIN --node=bench
 		PROXY_PORT=$NM_HTTP ;;
 	haproxy)
@@ -223,7 +223,7 @@ run_tcp() {
 	case $cfg in
 	direct) port=$BACKEND_TCP ;;
 	nodemesh)
-		start nodemesh-tcp "$BIN/nodemesh" proxy --table-file="$WORK/small.json" \
+		start nodemesh-tcp "$BIN/nodemesh" proxy --table-file="$WORK/small.json" --listen-address=127.0.0.1 \
 			--http-port=$NM_HTTP --admin-port=$NM_ADMIN --node=bench
 		pid=$STARTED port=$NM_TCP ;;
 	haproxy)
@@ -250,6 +250,53 @@ run_tcp() {
 		record "tcp-$cfg" "$rep" cpu_ms_per_conn "$(awk -v t=$((after - before)) -v k="$TCK" -v n="$completed" 'BEGIN {printf "%.3f", t * 1000 / k / n}')"
 		stop "$pid"
 	fi
+}
+
+# metric NAME: the value of an unlabelled metric of the nodemesh proxy.
+metric() {
+	curl -sf --max-time 5 "http://127.0.0.1:$NM_ADMIN/metrics" | awk -v n="$1" '$1 == n {print $2}'
+}
+
+# run_large REP: RSS with 1,000 HTTP services and 10,000 endpoints loaded
+# (idle, then after a throughput run as for the small table), and the time of a reload in which every route changed, from the proxy's
+# nodemesh_proxy_reload_duration_seconds (validate + apply).
+run_large() {
+	local rep=$1 pid sum0 count0 sum1 count1
+	"$BIN/gentable" -http-port $NM_HTTP -http-backend 127.0.0.1:$BACKEND_HTTP \
+		-services 1000 -endpoints-per-service 10 -version 1 >"$WORK/large.json"
+	start nodemesh-large "$BIN/nodemesh" proxy --table-file="$WORK/large.json" --listen-address=127.0.0.1 \
+		--http-port=$NM_HTTP --admin-port=$NM_ADMIN --node=bench --table-poll-interval=100ms
+	pid=$STARTED
+	log "large table rep $rep"
+	for _ in $(seq 300); do
+		curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$NM_ADMIN/ready" && break
+		sleep 0.1
+	done
+	curl -sf -o /dev/null --max-time 5 "http://127.0.0.1:$NM_HTTP/"
+	sleep 2
+	record large "$rep" rss_idle_mib "$(rss_mib "$pid")"
+	# The same throughput run as the small table's RSS figure.
+	timeout $((DURATION + 30)) taskset -c 1 wrk -t1 -c50 -d"${DURATION}s" "http://127.0.0.1:$NM_HTTP/" >/dev/null
+	record large "$rep" rss_mib "$(rss_mib "$pid")"
+	sum0=$(metric nodemesh_proxy_reload_duration_seconds_sum)
+	count0=$(metric nodemesh_proxy_reload_duration_seconds_count)
+	"$BIN/gentable" -http-port $NM_HTTP -http-backend 127.0.0.1:$BACKEND_HTTP \
+		-services 1000 -endpoints-per-service 10 -endpoint-offset 1 -version 2 >"$WORK/large.json.new"
+	mv "$WORK/large.json.new" "$WORK/large.json"
+	for _ in $(seq 200); do
+		[ "$(metric nodemesh_proxy_table_version)" = 2 ] && break
+		sleep 0.05
+	done
+	sum1=$(metric nodemesh_proxy_reload_duration_seconds_sum)
+	count1=$(metric nodemesh_proxy_reload_duration_seconds_count)
+	if [ "$count1" != "$count0" ]; then
+		record large "$rep" reload_ms "$(awk -v a="$sum0" -v b="$sum1" -v c="$count0" -v d="$count1" 'BEGIN {printf "%.2f", (b - a) * 1000 / (d - c)}')"
+	else
+		log "large table: no reload seen"
+	fi
+	sleep 1
+	record large "$rep" rss_after_reload_mib "$(rss_mib "$pid")"
+	stop "$pid"
 }
 
 main() {

@@ -25,6 +25,10 @@ type Options struct {
 	// that receive no traffic (the large table).
 	Services            int
 	EndpointsPerService int
+	// EndpointOffset shifts the extra services' endpoint addresses: two
+	// tables with different offsets differ in every route (a reload's
+	// worst case).
+	EndpointOffset int
 	// Version is the table version.
 	Version uint64
 }
@@ -52,7 +56,7 @@ func Build(o Options) *table.Table {
 		svc := table.ServiceRef{Namespace: fmt.Sprintf("ns-%03d", i/10), Name: fmt.Sprintf("svc-%04d", i)}
 		eps := make([]table.Endpoint, o.EndpointsPerService)
 		for j := range eps {
-			n := i*o.EndpointsPerService + j
+			n := i*o.EndpointsPerService + j + o.EndpointOffset
 			eps[j] = table.Endpoint{Address: fmt.Sprintf("10.%d.%d.%d:8080", 1+n>>16, n>>8&0xff, n&0xff), Node: fmt.Sprintf("node-%d", n%50)}
 		}
 		t.HTTP = append(t.HTTP, table.HTTPRoute{

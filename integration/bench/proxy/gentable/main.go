@@ -19,6 +19,7 @@ func main() {
 	flag.StringVar(&o.TCPBackend, "tcp-backend", "127.0.0.1:18081", "backend TCP source address")
 	flag.IntVar(&o.Services, "services", 0, "extra HTTP services that get no traffic")
 	flag.IntVar(&o.EndpointsPerService, "endpoints-per-service", 10, "endpoints of each extra service")
+	flag.IntVar(&o.EndpointOffset, "endpoint-offset", 0, "shift of the extra services' endpoint addresses")
 	flag.Uint64Var(&o.Version, "version", 1, "table version")
 	flag.Parse()
 	o.HTTPPort, o.TCPProxyPort = int32(*httpPort), int32(*tcpPort)

@@ -208,8 +208,10 @@ func largeTable(w *bufio.Writer, d data) {
 	fmt.Fprintln(w)
 	fmt.Fprintln(w, "| measure | value |")
 	fmt.Fprintln(w, "|---|---:|")
-	fmt.Fprintf(w, "| proxy RSS with the large table loaded, MiB | %s |\n", d.stat("large", "rss_mib").format(1))
-	fmt.Fprintf(w, "| reload of the large table (file changed → applied), ms | %s |\n", d.stat("large", "reload_ms").format(1))
+	fmt.Fprintf(w, "| proxy RSS with the large table loaded, idle, MiB | %s |\n", d.stat("large", "rss_idle_mib").format(1))
+	fmt.Fprintf(w, "| proxy RSS with the large table loaded, after a throughput run, MiB | %s |\n", d.stat("large", "rss_mib").format(1))
+	fmt.Fprintf(w, "| proxy RSS 1 s after a reload, MiB | %s |\n", d.stat("large", "rss_after_reload_mib").format(1))
+	fmt.Fprintf(w, "| reload in which every route changed (validate + apply, nodemesh_proxy_reload_duration_seconds), ms | %s |\n", d.stat("large", "reload_ms").format(1))
 	fmt.Fprintln(w)
 }
 
@@ -239,8 +241,8 @@ func targets(w *bufio.Writer, d data) {
 		r := summarise([]float64{nmAdded.med / haAdded.med})
 		row("added p99 ≤ 1.5× HAProxy's", r, 2, func(v float64) bool { return v <= 1.5 })
 	}
-	row("RSS ≤ 25 MiB, small table", d.stat("nodemesh", "rss_mib"), 1, func(v float64) bool { return v <= 25 })
-	row("RSS ≤ 50 MiB, 1,000 services / 10,000 endpoints", d.stat("large", "rss_mib"), 1, func(v float64) bool { return v <= 50 })
+	row("RSS ≤ 25 MiB, small table (after a throughput run)", d.stat("nodemesh", "rss_mib"), 1, func(v float64) bool { return v <= 25 })
+	row("RSS ≤ 50 MiB, 1,000 services / 10,000 endpoints (after a throughput run)", d.stat("large", "rss_mib"), 1, func(v float64) bool { return v <= 50 })
 	row("reload of the large table < 50 ms", d.stat("large", "reload_ms"), 1, func(v float64) bool { return v < 50 })
 	row("TCP 1 MiB/conn throughput ≥ 0.8× HAProxy mode tcp", d.paired("tcp-nodemesh", "tcp-haproxy", "mib_per_sec", ratio), 2, func(v float64) bool { return v >= 0.8 })
 	fmt.Fprintln(w)
