@@ -98,19 +98,23 @@ func New(cfg Config, restConfig *rest.Config) (*Controller, error) {
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, fmt.Errorf("making API clients: %w", err)
 	}
-	server := distribution.NewServer(distribution.ServerOptions{})
+	return newWithClients(cfg, opts, c), nil
+}
+
+// newWithClients makes a Controller on given clients (tests pass fakes).
+func newWithClients(cfg Config, opts topology.Options, c clients) *Controller {
 	ctrl := &Controller{
 		cfg:      cfg,
 		opts:     opts,
 		clients:  c,
-		server:   server,
+		server:   distribution.NewServer(distribution.ServerOptions{}),
 		listened: make(chan struct{}),
 		rebuilds: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodemesh-rebuild"}),
 	}
 	ctrl.metrics = newMetrics(ctrl)
 	ctrl.events = newEventReporter(c.kube, ctrl.metrics)
-	return ctrl, nil
+	return ctrl
 }
 
 // Run serves the API, discovers SMI, starts the informers, and builds and
@@ -230,7 +234,7 @@ func relevantUpdate(old, cur any) bool {
 	type versioned interface{ GetResourceVersion() string }
 	a, ok1 := old.(versioned)
 	b, ok2 := cur.(versioned)
-	return !ok1 || !ok2 || a.GetResourceVersion() != b.GetResourceVersion()
+	return !ok1 || !ok2 || a.GetResourceVersion() == "" || a.GetResourceVersion() != b.GetResourceVersion()
 }
 
 // runRebuildWorker drains the rebuild queue; there is one such worker.
