@@ -366,3 +366,32 @@ func TestSetExactRulesKeepsGoodRules(t *testing.T) {
 		t.Errorf("the good rule is missing:\n%s", got)
 	}
 }
+
+// TestShadowRules reads exact rules back from the shadow services' labels.
+func TestShadowRules(t *testing.T) {
+	shadow := func(name, srcNS, srcName string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: "nodemesh", Labels: map[string]string{
+			"app.kubernetes.io/managed-by": "nodemesh", "nodemesh.io/source-namespace": srcNS, "nodemesh.io/source-name": srcName,
+		}}}
+	}
+	unrelated := &corev1.Service{ObjectMeta: metav1.ObjectMeta{Name: "controller", Namespace: "nodemesh"}}
+	c := fake.NewSimpleClientset(
+		shadow("web--test", "test", "web"),
+		shadow("api--team--a", "team--a", "api"),
+		shadow("long-name-0123456789", "some-namespace", "long-name"),
+		unrelated,
+	)
+	p := newPatcher(t, c, Options{}, "")
+	rules, err := p.ShadowRules(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	clean, _ := cleanRules(rules)
+	want := []ExactRule{
+		{Service: types.NamespacedName{Namespace: "some-namespace", Name: "long-name"}, Shadow: "long-name-0123456789"},
+		{Service: types.NamespacedName{Namespace: "team--a", Name: "api"}, Shadow: "api--team--a"},
+	}
+	if len(clean) != len(want) || clean[0] != want[0] || clean[1] != want[1] {
+		t.Errorf("rules = %v, want %v", clean, want)
+	}
+}
