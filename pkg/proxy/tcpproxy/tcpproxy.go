@@ -143,6 +143,7 @@ func (m *Manager) Apply(t *table.Table) error {
 	for _, port := range ports {
 		if l, ok := m.listeners[port]; ok {
 			l.route.Store(routes[port])
+			l.revoke(routes[port])
 		}
 	}
 	for _, port := range ports {

@@ -58,13 +58,14 @@ type session struct {
 	closeOnce sync.Once
 }
 
-// swap installs r and closes sessions whose endpoint r no longer has.
+// swap installs r and closes sessions whose endpoint r no longer has, or
+// whose client r no longer admits.
 func (l *listener) swap(r *route) {
 	l.route.Store(r)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, s := range l.sessions {
-		if !r.set.Contains(s.endpoint) {
+		if !r.set.Contains(s.endpoint) || !l.admitted(r, s.client) {
 			s.removeLocked()
 		}
 	}
