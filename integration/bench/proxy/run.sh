@@ -15,7 +15,7 @@
 #
 # Environment: BENCH_REPS (3), BENCH_DURATION (10, seconds),
 # BENCH_WARMUP (3), BENCH_CONFIGS (all HTTP configurations),
-# BENCH_TCP_CONFIGS (direct nodemesh haproxy), BENCH_LARGE (1: measure the
+# BENCH_TCP_CONFIGS (direct nodemesh haproxy haproxy-splice), BENCH_LARGE (1: measure the
 # large table),
 # BENCH_OUT (integration/bench/results), BENCH_KEEP (1: keep logs in /tmp),
 # NODEMESH_BIN (built here if unset).
@@ -27,7 +27,7 @@ REPS=${BENCH_REPS:-3}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-3}
 CONFIGS=${BENCH_CONFIGS:-"direct nodemesh haproxy nginx httputil httputil-pool oxy-pool"}
-TCP_CONFIGS=${BENCH_TCP_CONFIGS:-"direct nodemesh haproxy"}
+TCP_CONFIGS=${BENCH_TCP_CONFIGS:-"direct nodemesh haproxy haproxy-splice"}
 LARGE=${BENCH_LARGE:-1}
 OUT=${BENCH_OUT:-$ROOT/integration/bench/results}
 WORK=$(mktemp -d /tmp/nodemesh-bench.XXXXXX)
@@ -114,7 +114,7 @@ write_configs() {
 	cat >"$WORK/haproxy.cfg" <<EOF
 global
     nbthread 1
-    maxconn 8000
+    maxconn 4000
 defaults
     timeout connect 5s
     timeout client 60s
@@ -134,6 +134,8 @@ backend tcp
     mode tcp
     server s1 127.0.0.1:$BACKEND_TCP
 EOF
+	# HAProxy can splice too, but only when asked: measure it both ways.
+	sed 's/^    mode tcp$/    mode tcp\n    option splice-auto/' "$WORK/haproxy.cfg" >"$WORK/haproxy-splice.cfg"
 	cat >"$WORK/nginx.conf" <<EOF
 worker_processes 1;
 master_process off;
@@ -228,6 +230,9 @@ run_tcp() {
 		pid=$STARTED port=$NM_TCP ;;
 	haproxy)
 		start haproxy-tcp haproxy -db -f "$WORK/haproxy.cfg"
+		pid=$STARTED port=$HA_TCP ;;
+	haproxy-splice)
+		start haproxy-tcp haproxy -db -f "$WORK/haproxy-splice.cfg"
 		pid=$STARTED port=$HA_TCP ;;
 	esac
 	wait_port "$port"

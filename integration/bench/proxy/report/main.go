@@ -182,6 +182,7 @@ func tcpTable(w *bufio.Writer, d data) {
 	fmt.Fprintln(w, "|---|---:|---:|---:|---:|---:|")
 	for _, c := range []struct{ key, name string }{
 		{"tcp-direct", "direct"}, {"tcp-nodemesh", "**nodemesh proxy**"}, {"tcp-haproxy", "HAProxy mode tcp"},
+		{"tcp-haproxy-splice", "HAProxy mode tcp, option splice-auto"},
 	} {
 		if d[c.key] == nil {
 			continue
@@ -245,5 +246,8 @@ func targets(w *bufio.Writer, d data) {
 	row("RSS ≤ 50 MiB, 1,000 services / 10,000 endpoints (after a throughput run)", d.stat("large", "rss_mib"), 1, func(v float64) bool { return v <= 50 })
 	row("reload of the large table < 50 ms", d.stat("large", "reload_ms"), 1, func(v float64) bool { return v < 50 })
 	row("TCP 1 MiB/conn throughput ≥ 0.8× HAProxy mode tcp", d.paired("tcp-nodemesh", "tcp-haproxy", "mib_per_sec", ratio), 2, func(v float64) bool { return v >= 0.8 })
+	if d["tcp-haproxy-splice"] != nil {
+		row("the same against HAProxy with option splice-auto", d.paired("tcp-nodemesh", "tcp-haproxy-splice", "mib_per_sec", ratio), 2, func(v float64) bool { return v >= 0.8 })
+	}
 	fmt.Fprintln(w)
 }
