@@ -43,8 +43,10 @@ const (
 )
 
 // AdmitFunc decides whether a request may use route, which belongs to table
-// t. It is where ACL enforcement plugs in; a refused request gets 403.
-type AdmitFunc func(t *table.Table, route *table.HTTPRoute, r *http.Request) bool
+// t. It is where ACL enforcement plugs in: nil admits the request; an error
+// refuses it with 403, and its text (one short line naming the reason) is
+// the body.
+type AdmitFunc func(t *table.Table, route *table.HTTPRoute, r *http.Request) error
 
 // Options configures a Router. The zero value is usable.
 type Options struct {
@@ -270,10 +272,12 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		plain(w, http.StatusNotFound, "no route for host "+strconv.Quote(host)+"\n")
 		return
 	}
-	if rt.opts.Admit != nil && !rt.opts.Admit(p.table, &route.spec, r) {
-		route.metrics.counter(r.Method, http.StatusForbidden).Inc()
-		plain(w, http.StatusForbidden, "access to "+route.spec.Service.String()+" denied\n")
-		return
+	if rt.opts.Admit != nil {
+		if err := rt.opts.Admit(p.table, &route.spec, r); err != nil {
+			route.metrics.counter(r.Method, http.StatusForbidden).Inc()
+			plain(w, http.StatusForbidden, err.Error()+"\n")
+			return
+		}
 	}
 	route.handler.ServeHTTP(w, r)
 }

@@ -1,6 +1,7 @@
 package httpproxy
 
 import (
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
@@ -144,12 +145,15 @@ func TestProxyAnswers(t *testing.T) {
 
 func TestAdmitRefusesWith403(t *testing.T) {
 	b := newBackend(t, "web")
-	p := newProxy(t, Options{Admit: func(_ *table.Table, r *table.HTTPRoute, req *http.Request) bool {
-		return req.Header.Get("X-Allowed") == "yes"
+	p := newProxy(t, Options{Admit: func(_ *table.Table, r *table.HTTPRoute, req *http.Request) error {
+		if req.Header.Get("X-Allowed") == "yes" {
+			return nil
+		}
+		return errors.New("no TrafficTarget allows you to reach " + r.Service.String())
 	}})
 	p.apply(t, tableOf(httpRoute("web", 80, backendOf("web", 1, addr(b.srv)))))
-	if code, body := p.get(t, "web.shop.mesh", "/"); code != 403 || !strings.Contains(body, "shop/web") {
-		t.Fatalf("got %d %q, want 403", code, body)
+	if code, body := p.get(t, "web.shop.mesh", "/"); code != 403 || body != "no TrafficTarget allows you to reach shop/web\n" {
+		t.Fatalf("got %d %q, want 403 with the reason", code, body)
 	}
 	if b.hits.Load() != 0 {
 		t.Fatal("a denied request reached the backend")
