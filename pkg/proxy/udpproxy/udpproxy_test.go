@@ -154,19 +154,19 @@ func TestTwoClientsEachGetTheirOwnReplies(t *testing.T) {
 
 func TestIdleSessionsExpire(t *testing.T) {
 	backend := echoServer(t, "svc")
-	const idle = 100 * time.Millisecond
+	const idle = 400 * time.Millisecond
 	m := newTestManager(t, Options{IdleTimeout: idle})
 	port := freePort(t)
 	if err := m.Apply(tableOf(routeOf("svc", port, backend))); err != nil {
 		t.Fatal(err)
 	}
 	c := newClient(t, port)
-	// Traffic every idle/4 for three idle periods keeps one session.
-	for i := range 12 {
+	// Traffic every idle/8 for about two idle periods keeps one session.
+	for i := range 16 {
 		if got := c.ask(fmt.Sprint(i), testTimeout); got != fmt.Sprintf("svc:%d", i) {
 			t.Fatalf("reply %q", got)
 		}
-		time.Sleep(idle / 4)
+		time.Sleep(idle / 8)
 	}
 	if got := count(m.metrics.sessions, "test", "svc"); got != 1 {
 		t.Fatalf("sessions opened while active: %v, want 1", got)
