@@ -8,6 +8,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
@@ -147,6 +149,47 @@ func TestHarnessRejectsBadUse(t *testing.T) {
 		if got := whoami(t, again); got.Pod != "again" {
 			t.Errorf("%s answered as %s, want again", ip, got.Pod)
 		}
+	})
+}
+
+// TestHarnessToolsUseTheCluster checks that kubectl and a long-running tool
+// (CoreDNS, as the DNS work will run it) reach the harness apiserver through
+// its kubeconfig, and that the apiserver reports the pinned version.
+func TestHarnessToolsUseTheCluster(t *testing.T) {
+	c := harness.Start(t)
+	out, err := c.Kubectl(t, "version", "--output=json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var version struct {
+		ServerVersion struct{ GitVersion string } `json:"serverVersion"`
+	}
+	if err := json.Unmarshal([]byte(out), &version); err != nil {
+		t.Fatalf("kubectl version: %v:\n%s", err, out)
+	}
+	if got := version.ServerVersion.GitVersion; got != "v1.37.2" {
+		t.Errorf("apiserver reports version %q, want v1.37.2", got)
+	}
+
+	corefile := filepath.Join(t.TempDir(), "Corefile")
+	const dnsAddr = "127.0.53.1:53"
+	config := fmt.Sprintf(".:53 {\n  bind 127.0.53.1\n  kubernetes cluster.local {\n    kubeconfig %s harness\n  }\n}\n", c.Kubeconfig())
+	if err := os.WriteFile(corefile, []byte(config), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	c.RunTool(t, "coredns", "-conf", corefile)
+	resolver := &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, dnsAddr)
+	}}
+	c.WaitFor(t, settle, "CoreDNS to resolve the kubernetes Service", func(ctx context.Context) (bool, error) {
+		addrs, err := resolver.LookupHost(ctx, "kubernetes.default.svc.cluster.local")
+		if err != nil {
+			return false, harness.NotYet("%v", err)
+		}
+		if len(addrs) != 1 || addrs[0] != "10.96.0.1" {
+			return false, fmt.Errorf("kubernetes.default resolves to %v, want [10.96.0.1]", addrs)
+		}
+		return true, nil
 	})
 }
 

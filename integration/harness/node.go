@@ -1,6 +1,8 @@
 package harness
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"net/netip"
 	"runtime"
@@ -34,7 +36,7 @@ type Node struct {
 }
 
 // AddNode creates a Ready Node with an InternalIP and a pod CIDR. Node names
-// must be unique in the cluster.
+// must be unique in the cluster. The Node is deleted when t's test ends.
 func (c *Cluster) AddNode(t testing.TB, name string) *Node {
 	t.Helper()
 	c.mu.Lock()
@@ -42,24 +44,20 @@ func (c *Cluster) AddNode(t testing.TB, name string) *Node {
 		c.mu.Unlock()
 		t.Fatalf("harness: node %q already exists", name)
 	}
-	index := len(c.nodes) + 1
-	n := &Node{
-		Name:    name,
-		Index:   index,
-		PodCIDR: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(index), 0}), 24),
-		cluster: c,
-	}
+	c.nodeCount++
+	n := &Node{Name: name, Index: c.nodeCount, cluster: c}
 	c.nodes[name] = n
 	c.mu.Unlock()
-	if index > 254 {
+	if n.Index > 254 {
 		t.Fatalf("harness: more than 254 nodes in one cluster")
 	}
+	n.PodCIDR = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(n.Index), 0}), 24)
 	k := nodeSeq.Add(1)
 	n.IP = netip.AddrFrom4([4]byte{10, 240, byte(k >> 8), byte(k)})
 	if err := claimAddr(n.IP, "node "+name); err != nil {
 		t.Fatalf("harness: add node %q: %v", name, err)
 	}
-	t.Cleanup(func() { _ = releaseAddr(n.IP) })
+	t.Cleanup(func() { n.remove(t) })
 
 	ctx := t.Context()
 	obj := &corev1.Node{
@@ -93,6 +91,19 @@ func (c *Cluster) AddNode(t testing.TB, name string) *Node {
 		t.Fatalf("harness: set node %q Ready: %v", name, err)
 	}
 	return n
+}
+
+// remove deletes the Node object and frees its name and IP.
+func (n *Node) remove(t testing.TB) {
+	ctx, cancel := context.WithTimeout(context.Background(), podStartTimeout)
+	defer cancel()
+	err := n.cluster.client.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{})
+	if err := errors.Join(ignoreNotFound(err), releaseAddr(n.IP)); err != nil {
+		t.Logf("harness: cleaning up node %s: %v", n.Name, err)
+	}
+	n.cluster.mu.Lock()
+	delete(n.cluster.nodes, n.Name)
+	n.cluster.mu.Unlock()
 }
 
 // node looks up a node added with AddNode.

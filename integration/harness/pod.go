@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -133,6 +134,7 @@ func (c *Cluster) TryStartPod(t testing.TB, spec PodSpec) (*Pod, error) {
 	if spec.Ports == nil {
 		spec.Ports = DefaultPorts
 	}
+	spec.Ports = slices.Clone(spec.Ports) // the Pod keeps them; callers may reuse theirs
 	key := types.NamespacedName{Namespace: spec.Namespace, Name: spec.Name}
 	if err := validatePodSpec(spec); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", key, err)
@@ -153,8 +155,9 @@ func (c *Cluster) TryStartPod(t testing.TB, spec PodSpec) (*Pod, error) {
 	}
 	p := &Pod{Namespace: spec.Namespace, Name: spec.Name, Node: node.Name, IP: ip, Ports: spec.Ports, cluster: c}
 	if err := p.start(t, spec, node); err != nil {
-		_ = p.delete(context.Background())
-		return nil, fmt.Errorf("pod %s: %w", key, err)
+		ctx, cancel := context.WithTimeout(context.Background(), podStartTimeout)
+		defer cancel()
+		return nil, errors.Join(fmt.Errorf("pod %s: %w", key, err), p.delete(ctx))
 	}
 	t.Cleanup(func() {
 		if p.proc.exitedOnItsOwn() {
