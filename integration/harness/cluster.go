@@ -244,7 +244,9 @@ func (c *Cluster) WaitFor(t testing.TB, timeout time.Duration, what string, cond
 // nodemesh-admin, group system:masters).
 func (c *Cluster) RESTConfig() *rest.Config { return rest.CopyConfig(c.restConfig) }
 
-// Kubeconfig returns the path of an admin kubeconfig file for the cluster.
+// Kubeconfig returns the path of an admin kubeconfig file for the cluster,
+// whose current context is named "harness" (CoreDNS's kubernetes plugin,
+// for one, needs that name).
 func (c *Cluster) Kubeconfig() string { return c.kubeconfig }
 
 // Client returns an admin clientset.

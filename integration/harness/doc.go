@@ -12,13 +12,15 @@
 //     its node, puts its IP on lo, starts a child process serving HTTP whoami,
 //     TCP echo and UDP echo on that IP, and then reports the Pod Running and
 //     Ready through the status subresource so that the real EndpointSlice
-//     controller publishes it.
+//     controller publishes it. A pod process is the test binary itself,
+//     re-executed by Main in pod mode.
 //
 // Address plan inside the namespace (all of it lives on lo):
 //
 //	127.0.C.1       etcd of cluster C (C counts clusters in this process)
 //	10.239.0.C      kube-apiserver of cluster C (also its advertise address)
 //	10.240.0.K      the InternalIP of the K-th node made in this process
+//	                (10.240.1.0 follows 10.240.0.255)
 //	10.244.N.M/32   pods on node N (1-based per cluster) of a cluster
 //	10.96.0.0/16    the Service cluster IP range (virtual, never on lo)
 //

@@ -160,7 +160,7 @@ func (c *Cluster) TryStartPod(t testing.TB, spec PodSpec) (*Pod, error) {
 		return nil, errors.Join(fmt.Errorf("pod %s: %w", key, err), p.delete(ctx))
 	}
 	t.Cleanup(func() {
-		if p.proc.exitedOnItsOwn() {
+		if p.proc.exitedOnItsOwn() && !p.proc.reported.Load() {
 			t.Errorf("harness: %v", p.proc.exitError())
 		} else if t.Failed() {
 			t.Logf("last lines of %s (%s):\n%s", p.proc.Name, p.proc.LogPath, p.proc.Tail(10))

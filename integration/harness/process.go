@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -33,6 +34,8 @@ type Process struct {
 	done    chan struct{} // closed once the process has exited
 	stopped chan struct{} // closed when Stop begins
 	err     error         // from Wait; read after done is closed
+	// reported is set once an unexpected exit was described in an error.
+	reported atomic.Bool
 }
 
 // startProcess starts path with args, logging to logPath. extra files become
@@ -47,6 +50,8 @@ func startProcess(name, logPath, path string, args, env []string, extra ...*os.F
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.Env = append(os.Environ(), env...)
 	cmd.ExtraFiles = extra
+	// Pdeathsig fires when the forking OS thread ends, which Go only does for
+	// a goroutine that exits locked to its thread; the harness never does.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
@@ -128,6 +133,7 @@ func (p *Process) Tail(n int) string {
 
 // exitError describes an unexpected exit with the end of the log.
 func (p *Process) exitError() error {
+	p.reported.Store(true)
 	return fmt.Errorf("%s exited unexpectedly (%v); last lines of %s:\n%s", p.Name, p.Err(), p.LogPath, p.Tail(30))
 }
 
@@ -135,8 +141,11 @@ func (p *Process) exitError() error {
 // that, it logs the end of p's log.
 func manage(t testing.TB, p *Process) {
 	t.Cleanup(func() {
-		if p.exitedOnItsOwn() && !t.Failed() {
-			t.Errorf("%v", p.exitError())
+		if p.exitedOnItsOwn() {
+			if !p.reported.Load() {
+				t.Errorf("%v", p.exitError())
+			}
+			p.Stop() // whatever it started may still run in its group
 			return
 		}
 		p.Stop()
