@@ -49,6 +49,7 @@ type Proxy struct {
 	http    *httpproxy.Router
 	streams []StreamManager
 	metrics *runnerMetrics
+	acl     *accessControl
 
 	mu      sync.Mutex // one Apply at a time
 	applied atomic.Pointer[table.Table]
@@ -67,6 +68,7 @@ func New(cfg Config) (*Proxy, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p := &Proxy{cfg: cfg, log: logger, reg: reg, metrics: newRunnerMetrics(reg)}
+	p.acl = newAccessControl(reg, logger.With("plane", "acl"))
 	p.http = httpproxy.New(httpproxy.Options{
 		DialTimeout:           cfg.DialTimeout,
 		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
@@ -75,6 +77,7 @@ func New(cfg Config) (*Proxy, error) {
 		RetryMaxBodyBytes:     cfg.RetryMaxBodyBytes,
 		Registerer:            reg,
 		Logger:                logger.With("plane", "http"),
+		Admit:                 p.acl.admitHTTP,
 	})
 	p.streams = []StreamManager{
 		tcpproxy.New(tcpproxy.Options{
@@ -83,12 +86,14 @@ func New(cfg Config) (*Proxy, error) {
 			IdleTimeout:    cfg.TCPIdleTimeout,
 			Registerer:     reg,
 			Logger:         logger.With("plane", "tcp"),
+			Admit:          p.acl.admitTCP,
 		}),
 		udpproxy.New(udpproxy.Options{
 			ListenAddress: cfg.ListenAddress,
 			IdleTimeout:   cfg.UDPIdleTimeout,
 			Registerer:    reg,
 			Logger:        logger.With("plane", "udp"),
+			Admit:         p.acl.admitUDP,
 		}),
 	}
 	return p, nil
@@ -123,7 +128,7 @@ func (p *Proxy) Apply(t *table.Table) error {
 	p.metrics.reloads.Inc()
 	p.metrics.version.Set(float64(t.Version))
 	p.metrics.lastSuccess.SetToCurrentTime()
-	p.log.Info("routing table applied", "version", t.Version, "http", len(t.HTTP), "tcp", len(t.TCP), "udp", len(t.UDP), "took", time.Since(start))
+	p.log.Info("routing table applied", "version", t.Version, "http", len(t.HTTP), "tcp", len(t.TCP), "udp", len(t.UDP), "acl", t.ACL, "took", time.Since(start))
 	return nil
 }
 
@@ -142,6 +147,10 @@ func (p *Proxy) apply(t *table.Table) error {
 	if err := table.Validate(t); err != nil {
 		return fmt.Errorf("invalid table version %d: %w", t.Version, err)
 	}
+	aclState, err := p.acl.prepare(t)
+	if err != nil {
+		return fmt.Errorf("table version %d: access control: %w", t.Version, err)
+	}
 	prepared, err := p.http.Prepare(t)
 	if err != nil {
 		return fmt.Errorf("table version %d: %w", t.Version, err)
@@ -150,8 +159,13 @@ func (p *Proxy) apply(t *table.Table) error {
 	if old == nil {
 		old = &table.Table{Schema: table.SchemaVersion} // rolling back the first table closes what it opened
 	}
+	// The stream planes serve t, and re-check their open connections
+	// against it, as soon as they apply it: its access control must be in
+	// place first.
+	oldACL := p.acl.install(aclState)
 	for i, s := range p.streams {
 		if err := s.Apply(t); err != nil {
+			p.acl.install(oldACL)
 			var rollback []error
 			for j := i - 1; j >= 0; j-- {
 				if rerr := p.streams[j].Apply(old); rerr != nil {
@@ -167,6 +181,7 @@ func (p *Proxy) apply(t *table.Table) error {
 		}
 	}
 	p.http.Commit(prepared)
+	p.acl.forgetServices(p.applied.Load(), t)
 	return nil
 }
 
