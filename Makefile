@@ -32,5 +32,10 @@ lint:
 	$(GO) vet ./...
 	@out=$$(gofmt -l cmd pkg integration); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
+## bench: the proxy and controller benchmarks (installs HAProxy, nginx and wrk from Debian when missing)
+bench: build
+	@dir=$$(integration/tools/build.sh) && \
+	  NODEMESH_TOOLS_DIR=$$dir NODEMESH_BIN=$(CURDIR)/$(BIN) integration/bench/run.sh
+
 clean:
 	rm -rf bin
