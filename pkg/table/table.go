@@ -34,6 +34,16 @@ type Table struct {
 	// name the client of a connection (ACL, edge metrics). It never trusts a
 	// forwarded header for that.
 	Pods []Pod `json:"pods,omitempty"`
+	// Nodes lists the nodes whose zone is known, sorted by Name. A proxy
+	// finds its own zone here for zone-aware balancing (Locality); a node
+	// without a zone is left out.
+	Nodes []Node `json:"nodes,omitempty"`
+}
+
+// Node is one cluster node and its topology.kubernetes.io/zone.
+type Node struct {
+	Name string `json:"name"`
+	Zone string `json:"zone"`
 }
 
 // ServiceRef names a Kubernetes Service.
@@ -141,6 +151,86 @@ type Middleware struct {
 	CircuitBreaker string `json:"circuitBreaker,omitempty"`
 	// RateLimit limits requests per source IP.
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+	// RequestTimeout bounds a whole request, retries included; past it the
+	// client gets 504. Zero means only the proxy's response-header timeout.
+	RequestTimeout Duration `json:"requestTimeout,omitempty"`
+	// MaxRequests caps the requests of this route in flight from one proxy;
+	// the next one gets 503. Zero means no limit.
+	MaxRequests int `json:"maxRequests,omitempty"`
+	// RetryBudget caps retries as a share of the request rate. Nil means no
+	// budget (the controller always sets one when RetryAttempts > 1).
+	RetryBudget *RetryBudget `json:"retryBudget,omitempty"`
+	// Outlier ejects endpoints that keep failing. Nil means off.
+	Outlier *Outlier `json:"outlier,omitempty"`
+	// Locality prefers endpoints near the proxy. Nil means off.
+	Locality *Locality `json:"locality,omitempty"`
+	// Faults injects errors and delays, for resilience tests. Nil means off.
+	Faults *Faults `json:"faults,omitempty"`
+}
+
+// RetryBudget lets retries add at most Percent of the request rate, counted
+// over a sliding Window, with a floor of MinPerSecond retries per second so
+// that a quiet service can still retry.
+type RetryBudget struct {
+	// Percent is retries allowed per 100 requests, 0-100.
+	Percent int `json:"percent"`
+	// MinPerSecond retries per second are allowed whatever the rate.
+	MinPerSecond int `json:"minPerSecond"`
+	// Window is the span requests and retries are counted over (1s-1m).
+	Window Duration `json:"window"`
+}
+
+// Outlier is passive health checking: an endpoint that answers
+// ConsecutiveErrors gateway errors in a row (a 5xx status, or a connect or
+// network failure) is ejected from balancing for BaseEjectionTime times the
+// number of times it was ejected, at most MaxEjectionTime.
+type Outlier struct {
+	// ConsecutiveErrors ejects an endpoint after this many errors in a row.
+	ConsecutiveErrors int `json:"consecutiveErrors"`
+	// BaseEjectionTime is the first ejection's length.
+	BaseEjectionTime Duration `json:"baseEjectionTime"`
+	// MaxEjectionTime caps an ejection's length.
+	MaxEjectionTime Duration `json:"maxEjectionTime"`
+	// MaxEjectionPercent caps the share of a backend's endpoints ejected at
+	// once (1-100). At least one endpoint may be ejected, and never the
+	// last one left.
+	MaxEjectionPercent int `json:"maxEjectionPercent"`
+}
+
+// LocalityMode says which endpoints a proxy prefers.
+type LocalityMode string
+
+// Locality modes.
+const (
+	// LocalityNode prefers endpoints on the proxy's node, then its zone.
+	LocalityNode LocalityMode = "node"
+	// LocalityZone prefers endpoints in the proxy's zone.
+	LocalityZone LocalityMode = "zone"
+)
+
+// Locality prefers near endpoints: the proxy tries its own node (Prefer
+// node), then its zone, then any endpoint. A tier is passed over when all of
+// its endpoints are ejected (Outlier) or overloaded.
+type Locality struct {
+	// Prefer is "node" or "zone".
+	Prefer LocalityMode `json:"prefer"`
+	// MaxInFlight makes a preferred endpoint overloaded once this many
+	// requests (HTTP) or connections (TCP) from this proxy are in flight on
+	// it. Zero means never overloaded.
+	MaxInFlight int `json:"maxInFlight,omitempty"`
+}
+
+// Faults injects failures into a share of requests. It is a test tool.
+type Faults struct {
+	// AbortPercent of requests (0-100) get AbortStatus from the proxy
+	// without reaching a backend.
+	AbortPercent float64 `json:"abortPercent,omitempty"`
+	// AbortStatus is the status of an aborted request (200-599).
+	AbortStatus int `json:"abortStatus,omitempty"`
+	// DelayPercent of requests (0-100) wait Delay before going on.
+	DelayPercent float64 `json:"delayPercent,omitempty"`
+	// Delay is the injected delay.
+	Delay Duration `json:"delay,omitempty"`
 }
 
 // RateLimit is a token bucket per source IP.
@@ -165,6 +255,17 @@ type StreamRoute struct {
 	Backends []Backend `json:"backends"`
 	// Allow lists who may connect when Table.ACL is on.
 	Allow []StreamAllow `json:"allow,omitempty"`
+	// IdleTimeout closes a TCP connection, or ends a UDP session, idle this
+	// long. Zero means the proxy's default (--tcp-idle-timeout,
+	// --udp-idle-timeout).
+	IdleTimeout Duration `json:"idleTimeout,omitempty"`
+	// MaxConnections caps the open connections of this TCP route on one
+	// proxy; a connection over it is closed at once. Zero means no limit.
+	// Ignored for UDP.
+	MaxConnections int `json:"maxConnections,omitempty"`
+	// Locality prefers near endpoints for new connections and sessions.
+	// Nil means off.
+	Locality *Locality `json:"locality,omitempty"`
 }
 
 // Identity is a workload identity: a ServiceAccount.

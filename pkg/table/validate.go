@@ -32,6 +32,7 @@ func Validate(t *Table) error {
 	v.streams("tcp", t.TCP)
 	v.streams("udp", t.UDP)
 	v.pods(t.Pods)
+	v.nodes(t.Nodes)
 	return errors.Join(v.errs...)
 }
 
@@ -205,6 +206,7 @@ func (v *validator) middleware(where string, m Middleware) {
 	if rl := m.RateLimit; rl != nil && (rl.Average <= 0 || rl.Burst <= 0) {
 		v.addf(where, "rateLimit needs average > 0 and burst > 0 (got %d and %d)", rl.Average, rl.Burst)
 	}
+	v.policy(where, m)
 }
 
 func (v *validator) streams(proto string, routes []StreamRoute) {
@@ -226,6 +228,7 @@ func (v *validator) streams(proto string, routes []StreamRoute) {
 		for j, a := range r.Allow {
 			v.identities(fmt.Sprintf("%s allow %d", where, j), a.Sources)
 		}
+		v.streamPolicy(where, r)
 	}
 }
 
