@@ -22,6 +22,10 @@ const (
 // prefix is matched, so the explanation may change between releases.
 const beginLine = BeginMarker + ` - added by "nodemesh dns patch"; "nodemesh dns restore" removes it. Edits between these markers are overwritten.`
 
+// maxCorefile is what fits in a ConfigMap (1 MiB for all its data), less
+// room for the other keys.
+const maxCorefile = 1000 * 1000
+
 // ErrUnparseable wraps every error about a Corefile the patcher will not
 // touch: one CoreDNS could not read, or one whose markers were damaged.
 var ErrUnparseable = errors.New("corefile left untouched")
@@ -79,6 +83,9 @@ func Patch(corefile string, opts Options) (string, error) {
 		out = corefile + region + "\n"
 	default:
 		out = corefile + "\n" + region
+	}
+	if len(out) > maxCorefile {
+		return "", fmt.Errorf("the patched Corefile would be %d bytes, over the %d a ConfigMap holds (%d exact rules for %d domains)", len(out), maxCorefile, len(o.ExactRules), len(o.domains()))
 	}
 	// What we add is checked like what we read: never write a Corefile that
 	// CoreDNS could not load.
