@@ -263,7 +263,7 @@ func parseBody(toks []token, i int, blk *serverBlock) (int, error) {
 	return 0, fmt.Errorf("line %d: the server block opened here is never closed", blk.open.line)
 }
 
-// zones returns the zones and ports of a block's keys.
+// addresses returns the zones and ports of a block's keys.
 func (b serverBlock) addresses() []address {
 	var out []address
 	for _, k := range b.keys {
