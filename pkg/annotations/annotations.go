@@ -45,6 +45,9 @@ type Policy struct {
 	RateLimitAverage int64 `json:"rateLimitAverage,omitempty"`
 	// RateLimitBurst is the token bucket size; 0 means "use 1".
 	RateLimitBurst int64 `json:"rateLimitBurst,omitempty"`
+
+	// Traffic policy (docs/traffic-policy.md); see policy.go.
+	TrafficPolicy
 }
 
 // KeyError is one annotation whose value was rejected.
@@ -79,6 +82,22 @@ var keys = []key{
 	{"circuit-breaker-expression", parseCircuitBreaker},
 	{"ratelimit-average", parseRateLimitAverage},
 	{"ratelimit-burst", parseRateLimitBurst},
+	{"request-timeout", parseRequestTimeout},
+	{"idle-timeout", parseIdleTimeout},
+	{"max-requests", parseMaxRequests},
+	{"max-connections", parseMaxConnections},
+	{"retry-budget", parseRetryBudget},
+	{"retry-budget-min-per-second", parseRetryBudgetMin},
+	{"outlier-consecutive-errors", parseOutlierErrors},
+	{"outlier-base-ejection-time", parseOutlierBase},
+	{"outlier-max-ejection-time", parseOutlierMax},
+	{"outlier-max-ejection-percent", parseOutlierPercent},
+	{"locality", parseLocality},
+	{"locality-max-inflight", parseLocalityMaxInFlight},
+	{"fault-abort-percent", parseFaultAbortPercent},
+	{"fault-abort-status", parseFaultAbortStatus},
+	{"fault-delay-percent", parseFaultDelayPercent},
+	{"fault-delay", parseFaultDelay},
 }
 
 // Keys returns the supported key names, without prefix, sorted.
@@ -113,6 +132,7 @@ func Parse(annotations map[string]string) (Policy, []KeyError) {
 		errs = append(errs, KeyError{Annotation: name, Value: value, Reason: "has no effect without ratelimit-average"})
 		p.RateLimitBurst = 0
 	}
+	errs = append(errs, checkTrafficPolicy(annotations, &p)...)
 	return p, errs
 }
 

@@ -102,7 +102,7 @@ func TestCircuitBreakerCheckIsCached(t *testing.T) {
 
 func TestKeysSorted(t *testing.T) {
 	keys := Keys()
-	if len(keys) != 6 || keys[0] != "circuit-breaker-expression" || keys[5] != "traffic-type" {
+	if len(keys) != 22 || keys[0] != "circuit-breaker-expression" || keys[21] != "traffic-type" {
 		t.Fatalf("Keys() = %v", keys)
 	}
 }

@@ -50,6 +50,7 @@ func Build(topo *topology.Topology) *table.Table {
 		}
 	}
 	fixDefaultPorts(t.HTTP)
+	t.Nodes = topo.Nodes
 	t.Pods = make([]table.Pod, len(topo.Pods))
 	for i, p := range topo.Pods {
 		t.Pods[i] = table.Pod{IP: p.IP, Namespace: p.Namespace, Name: p.Name, ServiceAccount: p.ServiceAccount, Node: p.Node, Workload: p.Workload}
@@ -135,7 +136,13 @@ func (b *builder) httpRoute(svc *topology.Service, p *topology.ServicePort, spli
 // has no matches, or when one of its TCPRoute/UDPRoute matches selects the
 // port; HTTPRouteGroup matches never select a stream port.
 func (b *builder) streamRoute(svc *topology.Service, p *topology.ServicePort, split *topology.Split) table.StreamRoute {
-	r := table.StreamRoute{Service: svc.Ref(), Port: p.Port, ProxyPort: p.ProxyPort}
+	r := table.StreamRoute{
+		Service: svc.Ref(), Port: p.Port, ProxyPort: p.ProxyPort,
+		IdleTimeout: svc.Stream.IdleTimeout, Locality: svc.Stream.Locality,
+	}
+	if p.Protocol == shadow.KindTCP {
+		r.MaxConnections = svc.Stream.MaxConnections // no connections to count in UDP
+	}
 	own := []table.Backend{b.backend(svc, p, 1)}
 	var backends []table.Backend
 	if split != nil && b.splitSelectsStream(split, p) {

@@ -22,6 +22,7 @@ func Build(s *snapshot.Snapshot, opts Options) *Topology {
 
 	b.indexInputs()
 	t.Pods = b.buildPods()
+	t.Nodes = b.buildNodes()
 	t.Services = b.buildServices()
 	b.attachEndpoints(t.Services)
 	b.allocatePorts(t.Services)

@@ -67,6 +67,7 @@ func (b *builder) buildService(k8s *corev1.Service) *Service {
 		TrafficType: cmp.Or(policy.TrafficType, b.opts.DefaultTrafficType),
 		Scheme:      cmp.Or(policy.Scheme, table.SchemeHTTP),
 		Middleware:  middleware(policy),
+		Stream:      streamPolicy(policy),
 	}
 	for _, alias := range b.opts.Aliases {
 		svc.Aliases = append(svc.Aliases, k8s.Name+"."+k8s.Namespace+"."+alias)
@@ -111,6 +112,7 @@ func middleware(p annotations.Policy) table.Middleware {
 	if p.RateLimitAverage > 0 {
 		m.RateLimit = &table.RateLimit{Average: p.RateLimitAverage, Burst: max(p.RateLimitBurst, 1)}
 	}
+	httpPolicy(&m, p.TrafficPolicy, p.RetryAttempts)
 	return m
 }
 

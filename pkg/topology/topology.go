@@ -88,6 +88,9 @@ type Topology struct {
 	TrafficTargets []*TrafficTarget `json:"trafficTargets,omitempty"`
 	// Pods are the pod identities by IP, sorted by IP.
 	Pods []*Pod `json:"pods,omitempty"`
+	// Nodes are the nodes whose zone is known, sorted by name (for the
+	// proxies' zone-aware balancing).
+	Nodes []table.Node `json:"nodes,omitempty"`
 	// DNSRewrites are the exact DNS rules needed for services whose shadow
 	// name is not the plain "<name>--<namespace>", sorted by Host.
 	DNSRewrites []DNSRewrite `json:"dnsRewrites,omitempty"`
@@ -112,6 +115,8 @@ type Service struct {
 	Scheme table.Scheme `json:"scheme"`
 	// Middleware is the HTTP policy from annotations.
 	Middleware table.Middleware `json:"middleware"`
+	// Stream is the TCP/UDP policy from annotations.
+	Stream StreamPolicy `json:"stream,omitzero"`
 	// ShadowName is the shadow Service's name in the mesh namespace.
 	ShadowName string `json:"shadowName"`
 	// ShadowClusterIPs are the shadow Service's ClusterIPs, once it exists.
