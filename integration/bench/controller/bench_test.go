@@ -34,6 +34,7 @@ type result struct {
 	ProxyP50, ProxyP99        time.Duration
 	NewP50, NewP95            time.Duration
 	RSS                       float64
+	HeapInuse                 float64
 	CPUToSteady               time.Duration
 	RestartWrites             float64
 	RestartChanged            int // shadows whose resourceVersion changed across the restart
@@ -105,8 +106,11 @@ func measure(t *testing.T, bin string, n int) result {
 	t.Logf("populated in %s", r.Populate.Round(time.Millisecond))
 
 	shadows := watchShadows(ctx, kube)
-	want := n + 1 // every bench service and default/kubernetes
-	logDir := t.TempDir()
+	want := n + 1                     // every bench service and default/kubernetes
+	logDir := os.Getenv("BENCH_LOGS") // kept for reading; else removed with the test
+	if logDir == "" {
+		logDir = t.TempDir()
+	}
 	port := freePort(t)
 	ctrl := startControllerProc(t, bin, c.Kubeconfig(), port, logDir, "controller")
 	r.Ready = ctrl.ready(t, 2*time.Minute).Sub(ctrl.started)
@@ -201,6 +205,7 @@ func measure(t *testing.T, bin string, n int) result {
 	r.TableBytes = servedW.latest().size
 	time.Sleep(2 * time.Second)
 	r.RSS = ctrl.rssMiB()
+	r.HeapInuse = ctrl.metric("go_memstats_heap_inuse_bytes") / (1 << 20)
 
 	t.Log("restarting with nothing changed")
 	waitSettled(t, ctrl)
@@ -328,4 +333,3 @@ func (f *proxyFleet) wait(timeout time.Duration) (time.Time, bool) {
 	}
 	return last, true
 }
-

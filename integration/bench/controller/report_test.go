@@ -91,7 +91,7 @@ func render(rs []result) string {
 		row("split weight edit → in served table, p50 / p95", "edit", r.N, fmt.Sprintf("%s / %s (max %s)", ms(r.EditP50), ms(r.EditP95), ms(r.EditMax)))
 		row("same edit applied on every connected proxy, p50 / p99", "proxy", r.N, fmt.Sprintf("%s / %s", ms(r.ProxyP50), ms(r.ProxyP99)))
 		row("new Service + endpoints → in served table, p50 / p95", "new", r.N, fmt.Sprintf("%s / %s", ms(r.NewP50), ms(r.NewP95)))
-		row("controller RSS, steady", "rss", r.N, fmt.Sprintf("%.1f MiB", r.RSS))
+		row("controller RSS, steady", "rss", r.N, fmt.Sprintf("%.1f MiB (Go heap in use %.1f MiB)", r.RSS, r.HeapInuse))
 		row("controller CPU, start → steady", "cpu", r.N, sec(r.CPUToSteady))
 		row("restart with nothing changed: shadow writes", "restart", r.N, fmt.Sprintf("%.0f writes, %d resourceVersions changed; settled in %s", r.RestartWrites, r.RestartChanged, sec(r.RestartSettled)))
 		row("served table size", "size", r.N, fmt.Sprintf("%d KB", r.TableBytes/1000))

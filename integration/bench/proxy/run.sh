@@ -145,6 +145,9 @@ error_log $LOGS/nginx-error.log warn;
 events { worker_connections 4096; }
 http {
     access_log off;
+    # nginx closes a keep-alive connection after 1,000 requests by
+    # default; the other proxies never do, and wrk would pay reconnects.
+    keepalive_requests 1000000;
     client_body_temp_path $WORK/nginx-tmp;
     proxy_temp_path $WORK/nginx-tmp;
     upstream backend { server 127.0.0.1:$BACKEND_HTTP; keepalive 64; }
@@ -210,11 +213,17 @@ run_http() {
 		record "$cfg" "$rep" cpu_ms_per_1k "$(awk -v t=$((after - before)) -v k="$TCK" -v n="$requests" 'BEGIN {printf "%.2f", t * 1000 / k / (n / 1000)}')"
 		record "$cfg" "$rep" rss_mib "$(rss_mib "$PROXY_PID")"
 	fi
-	out=$(timeout 60 taskset -c 1 env GOMAXPROCS=1 GOGC=off "$BIN/openloop" -addr "127.0.0.1:$PROXY_PORT" \
-		-rate 2000 -conns 16 -warmup 1s -duration "${DURATION}s")
-	for m in p50_us p99_us p999_us; do
-		record "$cfg" "$rep" "$m" "$(echo "$out" | sed -n "s/.*\"$m\":\([0-9.]*\).*/\1/p")"
-	done
+	if out=$(timeout 60 taskset -c 1 env GOMAXPROCS=1 GOGC=off "$BIN/openloop" -addr "127.0.0.1:$PROXY_PORT" \
+		-rate 2000 -conns 16 -warmup 1s -duration "${DURATION}s"); then
+		for m in p50_us p99_us p999_us; do
+			record "$cfg" "$rep" "$m" "$(echo "$out" | sed -n "s/.*\"$m\":\([0-9.]*\).*/\1/p")"
+		done
+	else
+		# Failed or unsent requests: no latency figure for this run.
+		log "latency run failed for $cfg rep $rep: $out"
+		record "$cfg" "$rep" latency_failed 1
+	fi
+	echo "$out" >"$LOGS/openloop-$cfg-$rep.json"
 	[ -n "$PROXY_PID" ] && stop "$PROXY_PID"
 	return 0
 }
@@ -331,7 +340,7 @@ main() {
 	{
 		echo "# Proxy benchmark, $date"
 		echo
-		echo "- Commit: $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown); $(go version | cut -d' ' -f3); $(haproxy -v | head -1 | cut -d' ' -f1-3); $("$(command -v nginx || echo /usr/sbin/nginx)" -v 2>&1 | cut -d' ' -f3)"
+		echo "- Commit: ${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}; $(go version | cut -d' ' -f3); $(haproxy -v | head -1 | cut -d' ' -f1-3); $("$(command -v nginx || echo /usr/sbin/nginx)" -v 2>&1 | cut -d' ' -f3)"
 		echo "- Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)"
 		echo "- Load average (1, 5, 15 min) at start: $load_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
 		echo "- Settings: $REPS interleaved repetitions; wrk ${WARMUP} s warm-up + ${DURATION} s; latency 1 s warm-up + ${DURATION} s at 2,000 req/s over 16 connections; TCP 8 connections, 2 s warm-up + ${DURATION} s"

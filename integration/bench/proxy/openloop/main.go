@@ -97,7 +97,8 @@ func main() {
 						continue
 					}
 				}
-				if err := cl.roundTrip(req); err != nil {
+				keepAlive, err := cl.roundTrip(req)
+				if err != nil {
 					errs.Add(1)
 					samples[i] = -1
 					cl.c.Close()
@@ -105,6 +106,12 @@ func main() {
 					continue
 				}
 				samples[i] = monoNow() - due
+				if !keepAlive {
+					// The server closes; the next request on this
+					// connection pays for a new one, as a client's would.
+					cl.c.Close()
+					cl = nil
+				}
 			}
 			if cl != nil {
 				cl.c.Close()
@@ -199,9 +206,11 @@ func dial(addr string, deadline time.Time) (*httpConn, error) {
 	return &httpConn{c: c, r: bufio.NewReaderSize(c, 16<<10)}, nil
 }
 
-func (h *httpConn) roundTrip(req []byte) error {
+// roundTrip sends req and reads the response; keepAlive is false when the
+// server closes the connection after it.
+func (h *httpConn) roundTrip(req []byte) (keepAlive bool, err error) {
 	if _, err := h.c.Write(req); err != nil {
-		return err
+		return false, err
 	}
 	return readResponse(h.r)
 }

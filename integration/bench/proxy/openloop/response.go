@@ -8,24 +8,27 @@ import (
 	"strconv"
 )
 
-// readResponse reads one HTTP/1.1 response from r and discards it. It fails
-// on a status other than 200, so a misrouted benchmark cannot pass as fast.
-func readResponse(r *bufio.Reader) error {
+// readResponse reads one HTTP/1.1 response from r and discards it. It
+// reports whether the server keeps the connection open ("Connection: close"
+// says it does not: nginx sends it after keepalive_requests). It fails on a
+// status other than 200, so a misrouted benchmark cannot pass as fast.
+func readResponse(r *bufio.Reader) (keepAlive bool, err error) {
 	line, err := r.ReadSlice('\n')
 	if err != nil {
-		return err
+		return false, err
 	}
 	if len(line) < 12 || !bytes.HasPrefix(line, []byte("HTTP/1.")) {
-		return fmt.Errorf("bad status line %q", line)
+		return false, fmt.Errorf("bad status line %q", line)
 	}
 	if !bytes.Equal(line[9:12], []byte("200")) {
-		return fmt.Errorf("status %q", bytes.TrimSpace(line))
+		return false, fmt.Errorf("status %q", bytes.TrimSpace(line))
 	}
 	length, chunked := -1, false
+	keepAlive = true
 	for {
 		line, err = r.ReadSlice('\n')
 		if err != nil {
-			return err
+			return false, err
 		}
 		line = bytes.TrimRight(line, "\r\n")
 		if len(line) == 0 {
@@ -39,20 +42,22 @@ func readResponse(r *bufio.Reader) error {
 		switch {
 		case bytes.EqualFold(name, []byte("Content-Length")):
 			if length, err = strconv.Atoi(string(value)); err != nil {
-				return fmt.Errorf("bad Content-Length %q", value)
+				return false, fmt.Errorf("bad Content-Length %q", value)
 			}
+		case bytes.EqualFold(name, []byte("Connection")):
+			keepAlive = !bytes.EqualFold(value, []byte("close"))
 		case bytes.EqualFold(name, []byte("Transfer-Encoding")):
 			chunked = bytes.EqualFold(value, []byte("chunked"))
 		}
 	}
 	switch {
 	case chunked:
-		return discardChunked(r)
+		return keepAlive, discardChunked(r)
 	case length >= 0:
 		_, err = r.Discard(length)
-		return err
+		return keepAlive, err
 	default:
-		return errors.New("response without length: keep-alive impossible")
+		return false, errors.New("response without length: keep-alive impossible")
 	}
 }
 

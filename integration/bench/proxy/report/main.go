@@ -170,6 +170,12 @@ func httpTable(w *bufio.Writer, d data) {
 			d.stat(c.key, "cpu_ms_per_1k").format(1))
 	}
 	fmt.Fprintln(w)
+	for _, c := range httpConfigs {
+		if n := len(d.values(c.key, "latency_failed")); n > 0 {
+			fmt.Fprintf(w, "- %s: %d latency run(s) had failed or unsent requests and give no latency figure.\n", c.name, n)
+		}
+	}
+	fmt.Fprintln(w)
 }
 
 func tcpTable(w *bufio.Writer, d data) {
