@@ -18,6 +18,7 @@
 # BENCH_TCP_CONFIGS (direct nodemesh haproxy haproxy-splice), BENCH_LARGE (1: measure the
 # large table),
 # BENCH_OUT (integration/bench/results), BENCH_KEEP (1: keep logs in /tmp),
+# BENCH_COMMIT (the commit named in the result),
 # NODEMESH_BIN (built here if unset).
 set -euo pipefail
 
