@@ -205,6 +205,7 @@ run_http() {
 	echo "$out" >"$LOGS/wrk-$cfg-$rep.txt"
 	if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then
 		log "wrk saw errors for $cfg:"; echo "$out" >&2
+		record "$cfg" "$rep" wrk_errors 1
 	fi
 	requests=$(echo "$out" | awk '/requests in/ {print $1}')
 	rps=$(echo "$out" | awk '/^Requests\/sec/ {print $2}')

@@ -174,6 +174,9 @@ func httpTable(w *bufio.Writer, d data) {
 		if n := len(d.values(c.key, "latency_failed")); n > 0 {
 			fmt.Fprintf(w, "- %s: %d latency run(s) had failed or unsent requests and give no latency figure.\n", c.name, n)
 		}
+		if n := len(d.values(c.key, "wrk_errors")); n > 0 {
+			fmt.Fprintf(w, "- %s: wrk saw socket errors or non-2xx responses in %d run(s); see the run's logs.\n", c.name, n)
+		}
 	}
 	fmt.Fprintln(w)
 }
