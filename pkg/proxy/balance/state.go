@@ -124,44 +124,59 @@ type EndpointState struct {
 	InFlight int64 `json:"inFlight"`
 }
 
-// Snapshot returns the state of every endpoint, sorted by address.
-func (s *Set) Snapshot() []EndpointState {
-	now := s.opts.Now()
-	s.states.mu.Lock()
-	defer s.states.mu.Unlock()
-	out := make([]EndpointState, 0, len(s.endpoints))
-	seen := make(map[*state]bool, len(s.endpoints))
-	for _, e := range s.endpoints {
-		if seen[e.s] {
-			continue // the same address in two backends
+// Snapshot returns the state of every endpoint of sets, each address once,
+// sorted by address. The sets should share one States (the backend lists of
+// one route).
+func Snapshot(sets ...*Set) []EndpointState {
+	var out []EndpointState
+	seen := map[*state]bool{}
+	for _, s := range sets {
+		now := s.opts.Now().UnixNano()
+		s.states.mu.Lock()
+		for _, e := range s.endpoints {
+			if seen[e.s] {
+				continue // the same address in two backend lists
+			}
+			seen[e.s] = true
+			st := EndpointState{
+				Address:           e.Address,
+				Ejections:         e.s.total,
+				Level:             e.s.level,
+				ConsecutiveErrors: int(e.s.consecutive.Load()),
+				InFlight:          e.s.inflight.Load(),
+			}
+			if e.s.ejected(now) {
+				st.Ejected = true
+				until := time.Unix(0, e.s.until.Load()).UTC()
+				st.EjectedUntil = &until
+			}
+			out = append(out, st)
 		}
-		seen[e.s] = true
-		st := EndpointState{
-			Address:           e.Address,
-			Ejections:         e.s.total,
-			Level:             e.s.level,
-			ConsecutiveErrors: int(e.s.consecutive.Load()),
-			InFlight:          e.s.inflight.Load(),
-		}
-		if e.s.ejected(now.UnixNano()) {
-			st.Ejected = true
-			until := time.Unix(0, e.s.until.Load()).UTC()
-			st.EjectedUntil = &until
-		}
-		out = append(out, st)
+		s.states.mu.Unlock()
 	}
 	slices.SortFunc(out, func(a, b EndpointState) int { return cmp.Compare(a.Address, b.Address) })
 	return out
 }
 
-// Ejected counts the endpoints ejected now.
-func (s *Set) Ejected() int {
-	now := s.opts.Now().UnixNano()
-	n := 0
-	for _, e := range s.endpoints {
-		if e.s.ejected(now) {
-			n++
+// Snapshot returns the state of s's endpoints; see the function Snapshot.
+func (s *Set) Snapshot() []EndpointState { return Snapshot(s) }
+
+// Ejected counts the endpoints of sets ejected now, each address once.
+func Ejected(sets ...*Set) int {
+	seen := map[*state]bool{}
+	for _, s := range sets {
+		if s.opts.Outlier == nil {
+			continue
+		}
+		now := s.opts.Now().UnixNano()
+		for _, e := range s.endpoints {
+			if e.s.ejected(now) {
+				seen[e.s] = true
+			}
 		}
 	}
-	return n
+	return len(seen)
 }
+
+// Ejected counts s's endpoints ejected now.
+func (s *Set) Ejected() int { return Ejected(s) }

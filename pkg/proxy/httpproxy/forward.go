@@ -123,6 +123,12 @@ func errorHandler(w http.ResponseWriter, r *http.Request, err error) {
 		w.WriteHeader(code) // nobody reads it; metrics do
 		return
 	}
+	if code == http.StatusGatewayTimeout {
+		if body := timeoutBody(r); body != "" {
+			plain(w, code, body) // the route's request timeout (timeout.go)
+			return
+		}
+	}
 	plain(w, code, http.StatusText(code)+"\n")
 }
 

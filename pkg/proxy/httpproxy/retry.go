@@ -9,6 +9,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/vulcand/oxy/v2/buffer"
+
+	"github.com/nodemesh/nodemesh/pkg/proxy/balance"
 )
 
 // statusRetry is the status errorHandler writes into oxy's buffer when an
@@ -29,9 +31,10 @@ type retrier struct {
 	direct   http.Handler
 	attempts int
 	maxBody  int64
+	budget   *retryBudget // nil: retries are not budgeted
 }
 
-func newRetrier(next http.Handler, attempts int, maxBody int64, retries prometheus.Counter) (*retrier, error) {
+func newRetrier(next http.Handler, attempts int, maxBody int64, retries prometheus.Counter, budget *retryBudget) (*retrier, error) {
 	b, err := buffer.New(&attemptCounter{next: next, retries: retries},
 		buffer.Retry(fmt.Sprintf("ResponseCode() == %d", statusRetry)),
 		buffer.MemRequestBodyBytes(maxBody),
@@ -40,15 +43,18 @@ func newRetrier(next http.Handler, attempts int, maxBody int64, retries promethe
 	if err != nil {
 		return nil, err
 	}
-	return &retrier{buffered: b, direct: next, attempts: attempts, maxBody: maxBody}, nil
+	return &retrier{buffered: b, direct: next, attempts: attempts, maxBody: maxBody, budget: budget}, nil
 }
 
 func (rt *retrier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if rt.budget != nil {
+		rt.budget.request()
+	}
 	if r.ContentLength < 0 || r.ContentLength > rt.maxBody || r.Header.Get("Upgrade") != "" {
 		rt.direct.ServeHTTP(w, r)
 		return
 	}
-	rs := &retryState{max: rt.attempts}
+	rs := &retryState{max: rt.attempts, budget: rt.budget}
 	rt.buffered.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), retryKey{}, rs)))
 }
 
@@ -57,6 +63,11 @@ type retryKey struct{}
 // retryState counts the attempts of one request.
 type retryState struct {
 	attempt, max int
+	// budget, when set, must allow each retry (retrybudget.go).
+	budget *retryBudget
+	// tried lists the endpoints already tried, on routes that balance
+	// with a policy (balanced.go): a retry goes elsewhere when it can.
+	tried []*balance.Endpoint
 }
 
 func retryStateFrom(ctx context.Context) *retryState {
@@ -76,13 +87,13 @@ func (rs *retryState) shouldRetry(r *http.Request, err error) bool {
 		return false
 	}
 	if isDialError(err) {
-		return true
+		return rs.spend()
 	}
 	var ne net.Error
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout()) {
 		return false
 	}
-	return replayable(r)
+	return replayable(r) && rs.spend()
 }
 
 // replayable mirrors net/http's rule for requests it may send twice.

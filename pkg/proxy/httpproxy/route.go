@@ -22,18 +22,23 @@ import (
 // middleware chain around a selector of A/B rules and weighted backends.
 type route struct {
 	spec    table.HTTPRoute // as built; a reload reuses the route when equal
+	pol     *routePolicy    // traffic-policy state (policy.go)
 	metrics *routeMetrics   // set at commit
 	inner   http.Handler    // middleware + selector, without metrics
 	handler http.Handler    // inner wrapped by metrics
 }
 
 // buildRoute builds the handler of r. Nothing it builds is shared with a
-// running route, so a failure leaves the serving table untouched.
-func (rt *Router) buildRoute(r *table.HTTPRoute) (*route, error) {
+// running route but the traffic-policy state taken over from prev (the
+// serving version of the route, or nil), so a failure leaves the serving
+// table untouched. zone is the proxy's zone, for locality.
+func (rt *Router) buildRoute(r *table.HTTPRoute, prev *route, zone string) (*route, error) {
 	fwd := rt.fwd.byScheme[r.Scheme]
 	if fwd == nil {
 		return nil, fmt.Errorf("unknown scheme %q", r.Scheme)
 	}
+	pm := rt.policy.forService(r.Service)
+	pol := newRoutePolicy(r, prev, zone, pm)
 	sel := &selector{svc: r.Service}
 	var err error
 	for i := range r.Matches {
@@ -42,21 +47,24 @@ func (rt *Router) buildRoute(r *table.HTTPRoute) (*route, error) {
 		if rule.match, err = compileMatch(m.Match); err != nil {
 			return nil, fmt.Errorf("match %q: %w", m.Name, err)
 		}
-		if rule.backends, err = newBackendSet(m.Backends, r.Scheme, fwd, r.Service); err != nil {
+		if rule.backends, err = rt.backends(pol, m.Backends, r, fwd); err != nil {
 			return nil, fmt.Errorf("match %q: %w", m.Name, err)
 		}
 		sel.rules = append(sel.rules, rule)
 	}
-	if sel.def, err = newBackendSet(r.Backends, r.Scheme, fwd, r.Service); err != nil {
+	if sel.def, err = rt.backends(pol, r.Backends, r, fwd); err != nil {
 		return nil, err
 	}
 	var h http.Handler = sel
 	mw := r.Middleware
 	if mw.RetryAttempts > 1 {
 		retries := rt.metrics.retries.WithLabelValues(r.Service.Namespace, r.Service.Name)
-		if h, err = newRetrier(h, mw.RetryAttempts, rt.opts.RetryMaxBodyBytes, retries); err != nil {
+		if h, err = newRetrier(h, mw.RetryAttempts, rt.opts.RetryMaxBodyBytes, retries, pol.budget); err != nil {
 			return nil, fmt.Errorf("retry: %w", err)
 		}
+	}
+	if mw.RequestTimeout > 0 {
+		h = newRequestTimeout(h, mw.RequestTimeout.D(), r.Service.String())
 	}
 	if mw.CircuitBreaker != "" {
 		svc := r.Service.String()
@@ -72,6 +80,9 @@ func (rt *Router) buildRoute(r *table.HTTPRoute) (*route, error) {
 			return nil, fmt.Errorf("circuit breaker %q: %w", mw.CircuitBreaker, err)
 		}
 	}
+	if mw.MaxRequests > 0 {
+		h = newMaxRequests(h, mw.MaxRequests, pol.inflight, r.Service.String(), pm.maxRequests)
+	}
 	if rl := mw.RateLimit; rl != nil {
 		rates := ratelimit.NewRateSet()
 		if err := rates.Add(time.Second, rl.Average, rl.Burst); err != nil {
@@ -81,7 +92,10 @@ func (rt *Router) buildRoute(r *table.HTTPRoute) (*route, error) {
 			return nil, fmt.Errorf("rate limit: %w", err)
 		}
 	}
-	return &route{spec: *r, inner: h}, nil
+	if f := mw.Faults; f != nil && (f.AbortPercent > 0 || f.DelayPercent > 0) {
+		h = newFaultInjector(h, f, r.Service.String(), pm)
+	}
+	return &route{spec: *r, pol: pol, inner: h}, nil
 }
 
 // sourceIP keys rate limits by client IP. oxy's "client.ip" extractor cuts
@@ -99,12 +113,12 @@ func sourceIP(r *http.Request) (string, int64, error) {
 type selector struct {
 	svc   table.ServiceRef
 	rules []matchRule
-	def   *backendSet
+	def   http.Handler
 }
 
 type matchRule struct {
 	match    *matcher
-	backends *backendSet
+	backends http.Handler // *backendSet, or *balancedBackends with a policy
 }
 
 func (s *selector) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -18,7 +18,6 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"reflect"
 	"strconv"
 	"strings"
 	"sync"
@@ -87,6 +86,9 @@ type Options struct {
 	Logger *slog.Logger
 	// Admit, when set, is asked about every routed request; nil admits all.
 	Admit AdmitFunc
+	// Node is the node this proxy runs on, for locality-aware balancing;
+	// its zone comes from the table's Nodes. Empty means unknown.
+	Node string
 }
 
 func (o *Options) setDefaults() {
@@ -121,6 +123,7 @@ type Router struct {
 	opts    Options
 	fwd     *forwarders
 	metrics *metrics
+	policy  *policyMetrics
 
 	current atomic.Pointer[Prepared]
 	mu      sync.Mutex // serialises Prepare/Commit against each other
@@ -130,6 +133,7 @@ type Router struct {
 func New(opts Options) *Router {
 	opts.setDefaults()
 	rt := &Router{opts: opts, fwd: newForwarders(&opts), metrics: newMetrics(opts.Registerer)}
+	rt.policy = newPolicyMetrics(opts.Registerer, rt)
 	rt.current.Store(&Prepared{hosts: map[string]*hostRoutes{}})
 	return rt
 }
@@ -178,6 +182,7 @@ func (rt *Router) Prepare(t *table.Table) (*Prepared, error) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	old := rt.current.Load()
+	zone := zoneOf(t, rt.opts.Node)
 	p := &Prepared{table: t, hosts: make(map[string]*hostRoutes, 2*len(t.HTTP)), routes: make(map[routeKey]*route, len(t.HTTP))}
 	var errs []error
 	for i := range t.HTTP {
@@ -188,9 +193,9 @@ func (rt *Router) Prepare(t *table.Table) (*Prepared, error) {
 			continue
 		}
 		r := old.routes[k]
-		if r == nil || !reflect.DeepEqual(&r.spec, spec) {
+		if r == nil || !r.reusable(spec, zone) {
 			var err error
-			if r, err = rt.buildRoute(spec); err != nil {
+			if r, err = rt.buildRoute(spec, old.routes[k], zone); err != nil {
 				errs = append(errs, fmt.Errorf("http route %s port %d: %w", spec.Service, spec.Port, err))
 				continue
 			}
@@ -249,6 +254,7 @@ func (rt *Router) Commit(p *Prepared) {
 	for k := range old.routes {
 		if _, ok := byService[k.svc]; !ok {
 			rt.metrics.forget(k.svc)
+			rt.policy.forget(k.svc)
 		}
 	}
 }
