@@ -40,7 +40,7 @@ type Config struct {
 	LeaseDuration  time.Duration `description:"How long a non-leader waits before taking over an unrenewed lease." export:"true"`
 	RenewDeadline  time.Duration `description:"How long the leader keeps trying to renew before it steps down." export:"true"`
 	RetryPeriod    time.Duration `description:"How often candidates retry to acquire or renew the lease." export:"true"`
-	Identity       string        `description:"This replica's name in the lease; empty means the host name." export:"true"`
+	Identity       string        `description:"This replica's name in the lease; empty means the host name plus a random suffix." export:"true"`
 
 	KubeQPS      int           `description:"Sustained requests per second to the apiserver (client-go's default of 5 is what made Traefik Mesh slow)." export:"true"`
 	KubeBurst    int           `description:"Request burst to the apiserver." export:"true"`

@@ -52,6 +52,14 @@ import (
 // unit of work.
 const rebuildKey = "rebuild"
 
+// shadowRebuildDelay is how long a change of a shadow Service waits before
+// it costs a rebuild. Shadow events are mostly the echo of our own writes
+// (they only add the new ClusterIP to the route's hosts); a backlog of 1,000
+// creates would otherwise cause a rebuild, and a new table version for every
+// proxy to fetch, per write. The workqueue keeps one pending delayed key, so
+// a burst costs one rebuild per delay. Events of user objects rebuild at once.
+const shadowRebuildDelay = 500 * time.Millisecond
+
 // Controller is one controller replica.
 type Controller struct {
 	cfg     Config
@@ -203,6 +211,10 @@ func (c *Controller) Topology() *topology.Topology { return c.topo.Load() }
 func (c *Controller) handler(kind string) cache.ResourceEventHandler {
 	enqueue := func(event string) {
 		c.metrics.informerEvents.WithLabelValues(kind, event).Inc()
+		if kind == kindShadow {
+			c.rebuilds.AddAfter(rebuildKey, shadowRebuildDelay)
+			return
+		}
 		c.rebuilds.Add(rebuildKey)
 	}
 	return cache.ResourceEventHandlerFuncs{
@@ -267,7 +279,9 @@ func (c *Controller) rebuild() error {
 	tbl := routing.Build(topo)
 	version := c.server.Publish(tbl)
 	c.topo.Store(topo)
-	c.metrics.observeBuild(time.Since(began), version, len(topo.Errors))
+	took := time.Since(began)
+	c.metrics.observeBuild(took, version, len(topo.Errors))
+	klog.V(2).Infof("built table version %d: %d services, %d object errors, in %s", version, len(topo.Services), len(topo.Errors), took)
 
 	desired := newDesiredShadows(topo)
 	c.mu.Lock()

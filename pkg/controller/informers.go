@@ -33,6 +33,9 @@ type clients struct {
 	access accessclient.Interface
 }
 
+// kindShadow names shadow Services in metrics and handlers.
+const kindShadow = "ShadowService"
+
 // starter is an informer factory.
 type starter interface{ Start(stopCh <-chan struct{}) }
 
@@ -125,7 +128,7 @@ func newSources(c clients, cfg Config, smi smidiscovery.Result, handler func(kin
 			o.LabelSelector = shadow.LabelManagedBy + "=" + shadow.ManagedByValue
 		}))
 	sh := mesh.Core().V1().Services()
-	add("ShadowService", sh.Informer(), false)
+	add(kindShadow, sh.Informer(), false)
 	s.shadows = listAll(sh.Lister())
 	s.shadowLister = sh.Lister()
 	s.factories = append(s.factories, mesh)

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +25,8 @@ type metrics struct {
 	eventsEmitted  prometheus.Counter
 	smiServed      *prometheus.GaugeVec
 	leader         prometheus.Gauge
+
+	writesTotal atomic.Int64
 
 	sizeMu      sync.Mutex
 	sizeVersion uint64
@@ -128,4 +131,10 @@ func (c *Controller) shadowBacklog() int {
 		return w.backlog()
 	}
 	return 0
+}
+
+// wrote counts one shadow write.
+func (m *metrics) wrote(verb string) {
+	m.shadowWrites.WithLabelValues(verb).Inc()
+	m.writesTotal.Add(1)
 }

@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/util/workqueue"
+	"k8s.io/klog/v2"
 
 	"github.com/nodemesh/nodemesh/pkg/shadow"
 	"github.com/nodemesh/nodemesh/pkg/topology"
@@ -140,7 +141,11 @@ func (w *shadowWriter) processNext(ctx context.Context, q workqueue.TypedRateLim
 	q.Forget(name)
 	w.mu.Lock()
 	delete(w.pending, name)
+	drained := len(w.pending) == 0
 	w.mu.Unlock()
+	if drained {
+		klog.Infof("shadow services: every write done (%v writes so far)", w.c.metrics.writesTotal.Load())
+	}
 	return true
 }
 
@@ -159,7 +164,7 @@ func (w *shadowWriter) sync(ctx context.Context, name string) error {
 	case desired == nil && actual != nil:
 		uid := actual.UID
 		err := w.kube.CoreV1().Services(w.ns).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
-		w.c.metrics.shadowWrites.WithLabelValues("delete").Inc()
+		w.c.metrics.wrote("delete")
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
@@ -168,14 +173,14 @@ func (w *shadowWriter) sync(ctx context.Context, name string) error {
 		return nil
 	case actual == nil:
 		_, err := w.kube.CoreV1().Services(w.ns).Create(ctx, desired, metav1.CreateOptions{FieldManager: fieldManager})
-		w.c.metrics.shadowWrites.WithLabelValues("create").Inc()
+		w.c.metrics.wrote("create")
 		if apierrors.IsAlreadyExists(err) {
 			return w.adopt(ctx, desired)
 		}
 		return err
 	case shadow.NeedsUpdate(desired, actual):
 		_, err := w.kube.CoreV1().Services(w.ns).Update(ctx, shadow.Merge(desired, actual), metav1.UpdateOptions{FieldManager: fieldManager})
-		w.c.metrics.shadowWrites.WithLabelValues("update").Inc()
+		w.c.metrics.wrote("update")
 		return err
 	}
 	return nil
@@ -195,7 +200,7 @@ func (w *shadowWriter) adopt(ctx context.Context, desired *corev1.Service) error
 		return nil
 	}
 	_, err = w.kube.CoreV1().Services(w.ns).Update(ctx, shadow.Merge(desired, live), metav1.UpdateOptions{FieldManager: fieldManager})
-	w.c.metrics.shadowWrites.WithLabelValues("update").Inc()
+	w.c.metrics.wrote("update")
 	return err
 }
 

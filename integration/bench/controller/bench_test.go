@@ -35,6 +35,7 @@ type result struct {
 	NewP50, NewP95            time.Duration
 	RSS                       float64
 	HeapInuse                 float64
+	LoadBefore, LoadAfter     string // /proc/loadavg's 1-minute figure
 	CPUToSteady               time.Duration
 	RestartWrites             float64
 	RestartChanged            int // shadows whose resourceVersion changed across the restart
@@ -73,8 +74,9 @@ func TestControllerBench(t *testing.T) {
 }
 
 // measure runs one size on a fresh cluster.
-func measure(t *testing.T, bin string, n int) result {
-	r := result{N: n}
+func measure(t *testing.T, bin string, n int) (r result) {
+	r = result{N: n, LoadBefore: loadAvg()}
+	defer func() { r.LoadAfter = loadAvg() }()
 	ctx := t.Context()
 	c := harness.Start(t)
 	rc := c.RESTConfig()
@@ -248,6 +250,16 @@ func waitSettled(t *testing.T, p *controllerProc) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	t.Fatal("the controller did not settle")
+}
+
+// loadAvg is the machine's 1-minute load average: other work on the same
+// 2 cores inflates every wall-clock figure.
+func loadAvg() string {
+	b, _ := os.ReadFile("/proc/loadavg")
+	if f := strings.Fields(string(b)); len(f) > 0 {
+		return f[0]
+	}
+	return "?"
 }
 
 func waitForServiceAccount(t *testing.T, kube kubernetes.Interface) {

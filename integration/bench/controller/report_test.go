@@ -95,12 +95,13 @@ func render(rs []result) string {
 		row("controller CPU, start → steady", "cpu", r.N, sec(r.CPUToSteady))
 		row("restart with nothing changed: shadow writes", "restart", r.N, fmt.Sprintf("%.0f writes, %d resourceVersions changed; settled in %s", r.RestartWrites, r.RestartChanged, sec(r.RestartSettled)))
 		row("served table size", "size", r.N, fmt.Sprintf("%d KB", r.TableBytes/1000))
+		row("machine load average (1 min), start / end of this size", "", r.N, r.LoadBefore+" / "+r.LoadAfter)
 	}
 	b.WriteString("\nNotes:\n")
 	b.WriteString("- The served table lists every pod IP (for source identity), so it is larger than Traefik Mesh's config at the same N.\n")
 	b.WriteString("- \"In served table\" is when the benchmark's long poll of /api/table received the new version's headers; \"applied on every proxy\" is when the last of the distribution clients had decoded it.\n")
 	b.WriteString("- Populating the cluster is not timed in any figure; the controller starts after it.\n")
-	b.WriteString("- The machine is shared by the apiserver, etcd, the controller and the benchmark itself, so absolute times include their contention.\n")
+	b.WriteString("- The machine is shared by the apiserver, etcd, the controller and the benchmark itself, and during this run also by other work (see the load average rows: 2 cores), so wall-clock figures include that contention; CPU seconds and write counts do not depend on it.\n")
 	return b.String()
 }
 
