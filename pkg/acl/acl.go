@@ -65,13 +65,21 @@ func (r Reason) String() string {
 func DenyReasons() []Reason { return []Reason{NoIdentity, NotAllowed, NoMatchingRule} }
 
 // Policy is the compiled access control of one table. It is immutable and
-// safe for concurrent use. Routes are looked up by their address in the
-// table it was compiled from.
+// safe for concurrent use. Routes are looked up by service port (HTTP) or
+// proxy port (TCP, UDP) of the table it was compiled from.
 type Policy struct {
-	http   map[*table.HTTPRoute]*HTTPRule
-	tcp    map[*table.StreamRoute]*StreamRule
-	udp    map[*table.StreamRoute]*StreamRule
+	http   map[httpKey]*HTTPRule
+	tcp    map[int32]*StreamRule // by proxy port
+	udp    map[int32]*StreamRule
 	shared *matcherCache
+}
+
+// httpKey names an HTTP route as the table does: a service port. Routes are
+// found by name rather than by address because the HTTP router keeps its
+// own copy of a route that did not change between tables.
+type httpKey struct {
+	svc  table.ServiceRef
+	port int32
 }
 
 // Compile compiles the Allow rules of every route of t. prev, the policy of
@@ -86,9 +94,9 @@ func Compile(t *table.Table, prev *Policy) (*Policy, error) {
 		old = prev.shared
 	}
 	p := &Policy{
-		http:   make(map[*table.HTTPRoute]*HTTPRule, len(t.HTTP)),
-		tcp:    make(map[*table.StreamRoute]*StreamRule, len(t.TCP)),
-		udp:    make(map[*table.StreamRoute]*StreamRule, len(t.UDP)),
+		http:   make(map[httpKey]*HTTPRule, len(t.HTTP)),
+		tcp:    make(map[int32]*StreamRule, len(t.TCP)),
+		udp:    make(map[int32]*StreamRule, len(t.UDP)),
 		shared: newMatcherCache(old),
 	}
 	for i := range t.HTTP {
@@ -97,29 +105,44 @@ func Compile(t *table.Table, prev *Policy) (*Policy, error) {
 		if err != nil {
 			return nil, fmt.Errorf("http route %s port %d: %w", r.Service, r.Port, err)
 		}
-		p.http[r] = rule
+		p.http[httpKey{r.Service, r.Port}] = rule
 	}
 	for i := range t.TCP {
-		p.tcp[&t.TCP[i]] = compileStream(&t.TCP[i])
+		p.tcp[t.TCP[i].ProxyPort] = compileStream(&t.TCP[i])
 	}
 	for i := range t.UDP {
-		p.udp[&t.UDP[i]] = compileStream(&t.UDP[i])
+		p.udp[t.UDP[i].ProxyPort] = compileStream(&t.UDP[i])
 	}
 	p.shared.forgetOld()
 	return p, nil
 }
 
-// HTTP returns the rule of route, or nil when route is not in the table the
-// policy was compiled from.
-func (p *Policy) HTTP(route *table.HTTPRoute) *HTTPRule { return p.http[route] }
+// HTTP returns the rule of the HTTP route serving port of svc, or nil when
+// the table has no such route. A nil Policy has no rules.
+func (p *Policy) HTTP(svc table.ServiceRef, port int32) *HTTPRule {
+	if p == nil {
+		return nil
+	}
+	return p.http[httpKey{svc, port}]
+}
 
-// TCP returns the rule of a TCP route, or nil when route is not in the
-// table the policy was compiled from.
-func (p *Policy) TCP(route *table.StreamRoute) *StreamRule { return p.tcp[route] }
+// TCP returns the rule of the TCP route on proxyPort, or nil when the table
+// has none.
+func (p *Policy) TCP(proxyPort int32) *StreamRule {
+	if p == nil {
+		return nil
+	}
+	return p.tcp[proxyPort]
+}
 
-// UDP returns the rule of a UDP route, or nil when route is not in the
-// table the policy was compiled from.
-func (p *Policy) UDP(route *table.StreamRoute) *StreamRule { return p.udp[route] }
+// UDP returns the rule of the UDP route on proxyPort, or nil when the table
+// has none.
+func (p *Policy) UDP(proxyPort int32) *StreamRule {
+	if p == nil {
+		return nil
+	}
+	return p.udp[proxyPort]
+}
 
 // StreamRule is the compiled Allow of one TCP or UDP route.
 type StreamRule struct {

@@ -45,7 +45,7 @@ func compileOne(t *testing.T, r table.HTTPRoute) *HTTPRule {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return p.HTTP(&tb.HTTP[0])
+	return p.HTTP(r.Service, r.Port)
 }
 
 func request(method, target string, headers ...string) *http.Request {
@@ -147,7 +147,7 @@ func TestStreamCheck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tcp, udp := p.TCP(&tb.TCP[0]), p.UDP(&tb.UDP[0])
+	tcp, udp := p.TCP(10000), p.UDP(11000)
 	for _, tt := range []struct {
 		name string
 		rule *StreamRule
@@ -164,11 +164,15 @@ func TestStreamCheck(t *testing.T) {
 			t.Errorf("%s: Check = %v, want %v", tt.name, got, tt.want)
 		}
 	}
-	if p.TCP(&tb.UDP[0]) != nil || p.UDP(&tb.TCP[0]) != nil {
+	if p.TCP(11000) != nil || p.UDP(10000) != nil {
 		t.Error("a route of one protocol found under the other")
 	}
-	if p.HTTP(&table.HTTPRoute{}) != nil {
-		t.Error("a route of no table has a rule")
+	if p.HTTP(table.ServiceRef{Namespace: "shop", Name: "db"}, 5432) != nil {
+		t.Error("a stream route found as an HTTP route")
+	}
+	var none *Policy
+	if none.HTTP(webRoute().Service, 80) != nil || none.TCP(10000) != nil || none.UDP(11000) != nil {
+		t.Error("a nil policy has rules")
 	}
 }
 
@@ -194,9 +198,9 @@ func TestCompileReusesThePreviousTablesMatchers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m1 := p1.HTTP(&first.HTTP[0]).bySource[client].matches
+	m1 := p1.HTTP(first.HTTP[0].Service, 80).bySource[client].matches
 	for i := range second.HTTP {
-		m2 := p2.HTTP(&second.HTTP[i]).bySource[client].matches
+		m2 := p2.HTTP(second.HTTP[i].Service, 80).bySource[client].matches
 		if len(m1) != 2 || len(m2) != 2 || m1[0] != m2[0] || m1[1] != m2[1] {
 			t.Fatalf("route %d: matchers not shared with the previous table", i)
 		}
