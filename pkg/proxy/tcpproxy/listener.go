@@ -33,7 +33,7 @@ type listener struct {
 	cancel context.CancelFunc
 
 	mu     sync.Mutex
-	conns  map[*net.TCPConn]struct{} // client connections being served
+	conns  map[*net.TCPConn]netip.Addr // client connections being served, by source
 	closed bool
 }
 
@@ -49,17 +49,30 @@ func (l *listener) close() {
 	l.mu.Unlock()
 }
 
-// track registers c so close can reach it; it reports false (and closes c)
-// when the listener is already closed.
-func (l *listener) track(c *net.TCPConn) bool {
+// track registers c, from source src, so close and recheck can reach it; it
+// reports false (and closes c) when the listener is already closed.
+func (l *listener) track(c *net.TCPConn, src netip.Addr) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.closed {
 		c.Close()
 		return false
 	}
-	l.conns[c] = struct{}{}
+	l.conns[c] = src
 	return true
+}
+
+// recheck asks admit about every open connection under the new route r and
+// closes those it refuses: a table that revokes access also ends the
+// connections it no longer allows.
+func (l *listener) recheck(r *route, admit AdmitFunc) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for c, src := range l.conns {
+		if !admit(r.table, r.stream, src) {
+			c.Close()
+		}
+	}
 }
 
 func (l *listener) untrack(c *net.TCPConn) {
@@ -84,27 +97,27 @@ func (l *listener) acceptLoop() {
 			continue
 		}
 		delay = 0
-		if !l.track(c) {
+		var src netip.Addr
+		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
+			src = ta.AddrPort().Addr().Unmap()
+		}
+		if !l.track(c, src) {
 			continue
 		}
 		l.mgr.wg.Add(1)
 		go func() {
 			defer l.mgr.wg.Done()
 			defer l.untrack(c)
-			l.serve(c)
+			l.serve(c, src)
 		}()
 	}
 }
 
 // serve handles one client connection: admission, backend connect with
 // failover, then the tunnel.
-func (l *listener) serve(client *net.TCPConn) {
+func (l *listener) serve(client *net.TCPConn, src netip.Addr) {
 	r := l.route.Load()
 	if admit := l.mgr.opts.Admit; admit != nil {
-		var src netip.Addr
-		if ta, ok := client.RemoteAddr().(*net.TCPAddr); ok {
-			src = ta.AddrPort().Addr().Unmap()
-		}
 		if !admit(r.table, r.stream, src) {
 			r.metrics.denied.Inc()
 			client.Close()

@@ -5,8 +5,9 @@
 // Reloads: Apply swaps a port's route with one atomic store. A listener is
 // opened or closed only when the set of ports changes. Open connections keep
 // the backend they were connected to, as long as their port stays in the
-// table; when a port leaves the table its listener and its open connections
-// are closed, since nothing would route to that port any more.
+// table and Options.Admit still admits them; when a port leaves the table
+// its listener and its open connections are closed, since nothing would
+// route to that port any more.
 package tcpproxy
 
 import (
@@ -61,8 +62,9 @@ type Options struct {
 	// Logger receives connect failures and accept errors; nil discards them.
 	Logger *slog.Logger
 	// Admit, when set, is asked about every accepted connection before a
-	// backend is dialled; a refused connection is closed at once. Nil
-	// admits every connection.
+	// backend is dialled, and again about every open connection of a port
+	// whenever Apply gives that port a new table; a refused connection is
+	// closed at once. Nil admits every connection.
 	Admit AdmitFunc
 }
 
@@ -230,6 +232,6 @@ func (m *Manager) listen(port int32) (*listener, error) {
 		ln:     ln.(*net.TCPListener),
 		ctx:    ctx,
 		cancel: cancel,
-		conns:  map[*net.TCPConn]struct{}{},
+		conns:  map[*net.TCPConn]netip.Addr{},
 	}, nil
 }

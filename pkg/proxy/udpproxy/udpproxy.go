@@ -10,8 +10,8 @@
 //
 // Reloads: Apply swaps a port's route with one atomic store; a listener is
 // opened or closed only when the set of ports changes. A session keeps its
-// endpoint while that endpoint is still in the port's new route; sessions
-// whose endpoint left it are closed, so the client's next datagram picks a
+// endpoint while that endpoint is still in the port's new route (and Admit
+// still admits it); sessions whose endpoint left it are closed, so the client's next datagram picks a
 // live one (UDP has no connect failure to tell us). When a port leaves the
 // table, its listener and sessions are closed.
 package udpproxy
@@ -63,7 +63,9 @@ type Options struct {
 	// Logger receives socket errors; nil discards them.
 	Logger *slog.Logger
 	// Admit, when set, is asked before a session is opened for a new
-	// client; refused datagrams are dropped. Nil admits every client.
+	// client, and again about every session of a port whenever Apply gives
+	// that port a new table; refused datagrams are dropped and refused
+	// sessions closed. Nil admits every client.
 	Admit AdmitFunc
 }
 
