@@ -49,7 +49,7 @@ func (l *listener) close() {
 	l.mu.Unlock()
 }
 
-// track registers c, from source src, so close and recheck can reach it; it
+// track registers c, from source src, so close and revoke can reach it; it
 // reports false (and closes c) when the listener is already closed.
 func (l *listener) track(c *net.TCPConn, src netip.Addr) bool {
 	l.mu.Lock()
@@ -60,19 +60,6 @@ func (l *listener) track(c *net.TCPConn, src netip.Addr) bool {
 	}
 	l.conns[c] = src
 	return true
-}
-
-// recheck asks admit about every open connection under the new route r and
-// closes those it refuses: a table that revokes access also ends the
-// connections it no longer allows.
-func (l *listener) recheck(r *route, admit AdmitFunc) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for c, src := range l.conns {
-		if !admit(r.table, r.stream, src) {
-			c.Close()
-		}
-	}
 }
 
 func (l *listener) untrack(c *net.TCPConn) {
@@ -97,10 +84,7 @@ func (l *listener) acceptLoop() {
 			continue
 		}
 		delay = 0
-		var src netip.Addr
-		if ta, ok := c.RemoteAddr().(*net.TCPAddr); ok {
-			src = ta.AddrPort().Addr().Unmap()
-		}
+		src := sourceOf(c)
 		if !l.track(c, src) {
 			continue
 		}

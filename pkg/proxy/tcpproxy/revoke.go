@@ -17,8 +17,8 @@ func (l *listener) revoke(r *route) {
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for c := range l.conns {
-		if !admit(r.table, r.stream, sourceOf(c)) {
+	for c, src := range l.conns {
+		if !admit(r.table, r.stream, src) {
 			c.Close()
 		}
 	}

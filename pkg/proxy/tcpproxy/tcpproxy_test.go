@@ -354,39 +354,3 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(5 * time.Millisecond)
 	}
 }
-
-func TestReloadClosesConnectionsAdmitNoLongerAllows(t *testing.T) {
-	backend := startServer(t, func(c *net.TCPConn) { io.Copy(c, c) })
-	// Version 1 admits everyone on both ports; version 2 revokes "closed".
-	admit := func(tb *table.Table, r *table.StreamRoute, src netip.Addr) bool {
-		return tb.Version == 1 || r.Service.Name != "closed"
-	}
-	m, _ := newTestManager(t, Options{Admit: admit})
-	open, closed := freePort(t), freePort(t)
-	version := func(v uint64) *table.Table {
-		tb := tableOf(
-			streamRoute("svc", open, backendOf("svc", 1, backend.addr)),
-			streamRoute("closed", closed, backendOf("svc", 1, backend.addr)),
-		)
-		tb.Version = v
-		return tb
-	}
-	if err := m.Apply(version(1)); err != nil {
-		t.Fatal(err)
-	}
-	kept, revoked := dial(t, open), dial(t, closed)
-	for _, c := range []*client{kept, revoked} {
-		if got := c.echo("hi"); got != "hi" {
-			t.Fatalf("before the reload: %q", got)
-		}
-	}
-	if err := m.Apply(version(2)); err != nil {
-		t.Fatal(err)
-	}
-	if got := kept.echo("still"); got != "still" {
-		t.Errorf("admitted connection after the reload: %q", got)
-	}
-	if got := revoked.echo("gone?"); !strings.HasPrefix(got, "error: ") {
-		t.Errorf("connection the new table refuses still answers: %q", got)
-	}
-}

@@ -304,36 +304,3 @@ func TestApplyFailureKeepsTheOldState(t *testing.T) {
 		})
 	}
 }
-
-func TestReloadClosesSessionsAdmitNoLongerAllows(t *testing.T) {
-	backend := echoServer(t, "svc")
-	// Version 1 admits the client; version 2 does not.
-	m := newTestManager(t, Options{Admit: func(tb *table.Table, r *table.StreamRoute, src netip.Addr) bool {
-		return tb.Version == 1
-	}})
-	port := freePort(t)
-	version := func(v uint64) *table.Table {
-		tb := tableOf(routeOf("svc", port, backend))
-		tb.Version = v
-		return tb
-	}
-	if err := m.Apply(version(1)); err != nil {
-		t.Fatal(err)
-	}
-	c := newClient(t, port)
-	if got := c.ask("1", testTimeout); got != "svc:1" {
-		t.Fatalf("before the reload: %q", got)
-	}
-	if err := m.Apply(version(2)); err != nil {
-		t.Fatal(err)
-	}
-	if got := testutil.ToFloat64(m.metrics.active.WithLabelValues("test", "svc")); got != 0 {
-		t.Errorf("%v sessions open after the reload, want 0", got)
-	}
-	if got := c.ask("2", 200*time.Millisecond); !strings.HasPrefix(got, "error: ") {
-		t.Errorf("refused client still answered: %q", got)
-	}
-	if got := count(m.metrics.dropped, "test", "svc", reasonDenied); got != 1 {
-		t.Errorf("denied drops %v, want 1", got)
-	}
-}
