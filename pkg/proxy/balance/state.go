@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
 // States holds the endpoint state of one route by address. A new version
@@ -180,3 +182,20 @@ func Ejected(sets ...*Set) int {
 
 // Ejected counts s's endpoints ejected now.
 func (s *Set) Ejected() int { return Ejected(s) }
+
+// States returns the endpoint states s uses, to hand over to the next
+// version of its route (NewStates).
+func (s *Set) States() *States { return s.states }
+
+// ZoneOf returns the zone of node in t's Nodes, "" when unknown.
+func ZoneOf(t *table.Table, node string) string {
+	if node == "" {
+		return ""
+	}
+	for _, n := range t.Nodes {
+		if n.Name == node {
+			return n.Zone
+		}
+	}
+	return ""
+}

@@ -81,16 +81,3 @@ func (rt *Router) backends(p *routePolicy, bs []table.Backend, r *table.HTTPRout
 	}
 	return rt.newBalancedBackends(p, bs, r, fwd)
 }
-
-// zoneOf returns the zone of node in t, "" when unknown.
-func zoneOf(t *table.Table, node string) string {
-	if node == "" {
-		return ""
-	}
-	for _, n := range t.Nodes {
-		if n.Name == node {
-			return n.Zone
-		}
-	}
-	return ""
-}

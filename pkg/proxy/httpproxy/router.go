@@ -26,6 +26,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nodemesh/nodemesh/pkg/proxy/balance"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -182,7 +183,7 @@ func (rt *Router) Prepare(t *table.Table) (*Prepared, error) {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	old := rt.current.Load()
-	zone := zoneOf(t, rt.opts.Node)
+	zone := balance.ZoneOf(t, rt.opts.Node)
 	p := &Prepared{table: t, hosts: make(map[string]*hostRoutes, 2*len(t.HTTP)), routes: make(map[routeKey]*route, len(t.HTTP))}
 	var errs []error
 	for i := range t.HTTP {

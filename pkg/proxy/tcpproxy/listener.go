@@ -19,6 +19,7 @@ type route struct {
 	stream  *table.StreamRoute
 	set     *pick.Set
 	metrics routeMetrics
+	policy  routePolicy // idle timeout, connection cap, locality (policy.go)
 }
 
 // listener is one proxy port. Its route is swapped atomically; accepted
@@ -35,6 +36,9 @@ type listener struct {
 	mu     sync.Mutex
 	conns  map[*net.TCPConn]netip.Addr // client connections being served, by source
 	closed bool
+	// open counts the connections being served, for max-connections; it
+	// belongs to the port, so a new table keeps the count.
+	open atomic.Int64
 }
 
 // close stops accepting and closes every connection of this port.
@@ -108,7 +112,16 @@ func (l *listener) serve(client *net.TCPConn, src netip.Addr) {
 			return
 		}
 	}
-	backend, result := l.connect(r)
+	if !l.enter(r) {
+		r.metrics.limited.Inc()
+		client.Close()
+		return
+	}
+	defer l.open.Add(-1)
+	backend, result, ep := l.dial(r)
+	if ep != nil {
+		defer r.policy.bal.Release(ep)
+	}
 	if backend == nil {
 		if result == resultNoEndpoints {
 			r.metrics.noEndpoints.Inc()
@@ -121,7 +134,7 @@ func (l *listener) serve(client *net.TCPConn, src netip.Addr) {
 	r.metrics.ok.Inc()
 	r.metrics.active.Inc()
 	defer r.metrics.active.Dec()
-	newTunnel(client, backend, l.mgr.opts.IdleTimeout, r.metrics).run()
+	newTunnel(client, backend, r.policy.idle, r.metrics).run()
 }
 
 // connect dials the route's candidates in order until one accepts.

@@ -12,6 +12,7 @@ const (
 	resultDenied       = "denied"        // Options.Admit refused the source
 	resultNoEndpoints  = "no_endpoints"  // the route has no endpoint to try
 	resultConnectError = "connect_error" // every attempted endpoint failed
+	resultLimited      = "limited"       // max-connections were already open
 )
 
 // Values of the direction label of nodemesh_proxy_tcp_bytes_total.
@@ -32,7 +33,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	m := &metrics{
 		connections: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "nodemesh_proxy_tcp_connections_total",
-			Help: "TCP connections accepted by the proxy, by destination service and result (ok, denied, no_endpoints, connect_error).",
+			Help: "TCP connections accepted by the proxy, by destination service and result (ok, denied, limited, no_endpoints, connect_error).",
 		}, []string{"namespace", "service", "result"}),
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "nodemesh_proxy_tcp_active_connections",
@@ -71,15 +72,16 @@ func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
 // routeMetrics are one route's children, bound once per Apply so the
 // per-connection path does no label lookups.
 type routeMetrics struct {
-	ok, denied, noEndpoints, connectError prometheus.Counter
-	active                                prometheus.Gauge
-	toBackend, toClient                   prometheus.Counter
+	ok, denied, limited, noEndpoints, connectError prometheus.Counter
+	active                                         prometheus.Gauge
+	toBackend, toClient                            prometheus.Counter
 }
 
 func (m *metrics) forService(namespace, name string) routeMetrics {
 	return routeMetrics{
 		ok:           m.connections.WithLabelValues(namespace, name, resultOK),
 		denied:       m.connections.WithLabelValues(namespace, name, resultDenied),
+		limited:      m.connections.WithLabelValues(namespace, name, resultLimited),
 		noEndpoints:  m.connections.WithLabelValues(namespace, name, resultNoEndpoints),
 		connectError: m.connections.WithLabelValues(namespace, name, resultConnectError),
 		active:       m.active.WithLabelValues(namespace, name),

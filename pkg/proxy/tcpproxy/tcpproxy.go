@@ -61,6 +61,9 @@ type Options struct {
 	Registerer prometheus.Registerer
 	// Logger receives connect failures and accept errors; nil discards them.
 	Logger *slog.Logger
+	// Node is the node this proxy runs on, for locality-aware balancing
+	// (its zone comes from the table's Nodes); empty means unknown.
+	Node string
 	// Admit, when set, is asked about every accepted connection before a
 	// backend is dialled, and again about every open connection of a port
 	// whenever Apply gives that port a new table; a refused connection is
@@ -183,12 +186,16 @@ func (m *Manager) buildRoutes(t *table.Table) (map[int32]*route, error) {
 		if err != nil {
 			return nil, fmt.Errorf("tcp proxy port %d (%s): %w", sr.ProxyPort, sr.Service, err)
 		}
-		routes[sr.ProxyPort] = &route{
+		r := &route{
 			table:   t,
 			stream:  sr,
 			set:     set,
 			metrics: m.metrics.forService(sr.Service.Namespace, sr.Service.Name),
 		}
+		if r.policy, err = m.newRoutePolicy(t, sr); err != nil {
+			return nil, fmt.Errorf("tcp proxy port %d (%s): %w", sr.ProxyPort, sr.Service, err)
+		}
+		routes[sr.ProxyPort] = r
 	}
 	return routes, nil
 }
