@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"runtime/debug"
 
 	"github.com/traefik/paerser/cli"
 	"k8s.io/client-go/tools/clientcmd"
@@ -19,6 +20,9 @@ func newControllerCommand() *cli.Command {
 }
 
 func runController(ctx context.Context, cfg controller.Config) error {
+	if cfg.GCPercent > 0 {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 	// --kubeconfig, else $KUBECONFIG and ~/.kube/config, else the in-cluster
 	// service account.
 	rules := clientcmd.NewDefaultClientConfigLoadingRules()
