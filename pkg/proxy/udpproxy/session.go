@@ -31,6 +31,7 @@ type route struct {
 	stream  *table.StreamRoute
 	set     *pick.Set
 	metrics routeMetrics
+	policy  routePolicy // idle timeout, locality (policy.go)
 }
 
 // listener is one proxy port with its session table.
@@ -53,6 +54,9 @@ type session struct {
 	endpoint netip.AddrPort
 	backend  *net.UDPConn
 	metrics  routeMetrics
+	// picked is the endpoint chosen by locality (policy.go), released when
+	// the session ends; nil without locality.
+	picked *picked
 	// last is when a datagram last passed either way, on the Manager clock.
 	last      atomic.Int64
 	closeOnce sync.Once
@@ -136,7 +140,7 @@ func (l *listener) session(client netip.AddrPort) *session {
 		r.metrics.sessionLimit.Inc()
 		return nil
 	}
-	cands := r.set.Candidates(connectAttempts)
+	cands, chosen := r.candidates()
 	if len(cands) == 0 {
 		r.metrics.noEndpoints.Inc()
 		return nil
@@ -147,10 +151,11 @@ func (l *listener) session(client netip.AddrPort) *session {
 			l.mgr.opts.Logger.Debug("udp proxy: open backend socket failed", "service", r.stream.Service.String(), "endpoint", ep.String(), "error", err)
 			continue
 		}
-		s = &session{l: l, client: client, endpoint: ep, backend: c, metrics: r.metrics}
+		s = &session{l: l, client: client, endpoint: ep, backend: c, metrics: r.metrics, picked: chosen}
 		break
 	}
 	if s == nil {
+		chosen.release()
 		r.metrics.backendErrorDrop.Inc()
 		return nil
 	}
@@ -160,6 +165,7 @@ func (l *listener) session(client netip.AddrPort) *session {
 	if l.closed {
 		l.mu.Unlock()
 		s.backend.Close()
+		chosen.release()
 		return nil
 	}
 	l.sessions[client] = s
@@ -178,13 +184,13 @@ func (l *listener) session(client netip.AddrPort) *session {
 // idle for the idle timeout or its socket is closed, then removes it.
 func (s *session) replyLoop() {
 	defer s.remove()
-	idle := s.l.mgr.opts.IdleTimeout
 	rc, err := s.backend.SyscallConn()
 	if err != nil {
 		return
 	}
 	for {
-		expires := time.Duration(s.last.Load()) + idle
+		// The route's idle timeout, read each time: a new table may change it.
+		expires := time.Duration(s.last.Load()) + s.l.route.Load().policy.idle
 		left := expires - s.l.mgr.now()
 		if left <= 0 {
 			return
@@ -241,6 +247,7 @@ func (s *session) remove() {
 func (s *session) removeLocked() {
 	s.closeOnce.Do(func() {
 		s.backend.Close()
+		s.picked.release()
 		if s.l.sessions[s.client] == s {
 			delete(s.l.sessions, s.client)
 		}

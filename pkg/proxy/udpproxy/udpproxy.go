@@ -52,8 +52,12 @@ type Options struct {
 	// ListenAddress is the IP every listener binds; "" means all addresses.
 	ListenAddress string
 	// IdleTimeout ends a session with no datagram either way for this
-	// long. Zero means DefaultIdleTimeout.
+	// long, on routes that set no IdleTimeout of their own. Zero means
+	// DefaultIdleTimeout.
 	IdleTimeout time.Duration
+	// Node is the node this proxy runs on, for locality-aware balancing
+	// (its zone comes from the table's Nodes); empty means unknown.
+	Node string
 	// MaxSessions caps the sessions of each port. Zero means
 	// DefaultMaxSessions.
 	MaxSessions int
@@ -180,12 +184,16 @@ func (m *Manager) buildRoutes(t *table.Table) (map[int32]*route, error) {
 		if err != nil {
 			return nil, fmt.Errorf("udp proxy port %d (%s): %w", sr.ProxyPort, sr.Service, err)
 		}
-		routes[sr.ProxyPort] = &route{
+		r := &route{
 			table:   t,
 			stream:  sr,
 			set:     set,
 			metrics: m.metrics.forService(sr.Service.Namespace, sr.Service.Name),
 		}
+		if r.policy, err = m.newRoutePolicy(t, sr); err != nil {
+			return nil, fmt.Errorf("udp proxy port %d (%s): %w", sr.ProxyPort, sr.Service, err)
+		}
+		routes[sr.ProxyPort] = r
 	}
 	return routes, nil
 }
