@@ -78,6 +78,7 @@ func New(cfg Config) (*Proxy, error) {
 		Registerer:            reg,
 		Logger:                logger.With("plane", "http"),
 		Admit:                 p.acl.admitHTTP,
+		Node:                  cfg.NodeName(),
 	})
 	p.streams = []StreamManager{
 		tcpproxy.New(tcpproxy.Options{
@@ -87,6 +88,7 @@ func New(cfg Config) (*Proxy, error) {
 			Registerer:     reg,
 			Logger:         logger.With("plane", "tcp"),
 			Admit:          p.acl.admitTCP,
+			Node:           cfg.NodeName(),
 		}),
 		udpproxy.New(udpproxy.Options{
 			ListenAddress: cfg.ListenAddress,
@@ -94,6 +96,7 @@ func New(cfg Config) (*Proxy, error) {
 			Registerer:    reg,
 			Logger:        logger.With("plane", "udp"),
 			Admit:         p.acl.admitUDP,
+			Node:          cfg.NodeName(),
 		}),
 	}
 	return p, nil

@@ -58,7 +58,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 		IdleTimeout:       p.cfg.ClientIdleTimeout,
 	})
 	adminSrv := &http.Server{
-		Handler:           admin.Handler(admin.Options{Applied: p.Applied, Gatherer: p.reg}),
+		Handler:           admin.Handler(admin.Options{Applied: p.Applied, Gatherer: p.reg, State: p.State}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	errc := make(chan error, 3)

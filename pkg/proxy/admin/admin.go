@@ -2,7 +2,9 @@
 //
 //	/live     200 while the process serves HTTP at all
 //	/ready    200 once the first table is applied, 503 before
-//	/config   the applied table as JSON (header X-Nodemesh-Table-Version)
+//	/config   the applied table as JSON (header X-Nodemesh-Table-Version);
+//	          /config?state adds the live traffic-policy state:
+//	          {"table": ..., "state": ...}
 //	/metrics  Prometheus metrics of the proxy's own registry
 //
 // It is a separate listener from the data plane so that probes and scrapes
@@ -10,6 +12,7 @@
 package admin
 
 import (
+	"encoding/json"
 	"net/http"
 	"strconv"
 
@@ -29,6 +32,18 @@ type Options struct {
 	Applied func() *table.Table
 	// Gatherer is scraped by /metrics.
 	Gatherer prometheus.Gatherer
+	// State returns the data planes' live traffic-policy state (outlier
+	// ejections, in-flight counts), served by /config?state; nil serves
+	// none.
+	State func() any
+}
+
+// ConfigWithState is the answer of /config?state. Plain /config stays the
+// table alone, so that it remains a table file Decode reads strictly (and
+// a proxy can be fed with --table-file).
+type ConfigWithState struct {
+	Table *table.Table `json:"table"`
+	State any          `json:"state"`
 }
 
 // Handler returns the admin endpoint's handler.
@@ -44,13 +59,20 @@ func Handler(opts Options) http.Handler {
 		}
 		text(w, http.StatusOK, "ready\n")
 	})
-	mux.HandleFunc("GET /config", func(w http.ResponseWriter, _ *http.Request) {
+	mux.HandleFunc("GET /config", func(w http.ResponseWriter, r *http.Request) {
 		t := opts.Applied()
 		if t == nil {
 			text(w, http.StatusServiceUnavailable, "no routing table applied yet\n")
 			return
 		}
 		b, err := table.Encode(t)
+		if r.URL.Query().Has("state") {
+			c := ConfigWithState{Table: t}
+			if opts.State != nil {
+				c.State = opts.State()
+			}
+			b, err = json.Marshal(c)
+		}
 		if err != nil {
 			text(w, http.StatusInternalServerError, err.Error()+"\n")
 			return
