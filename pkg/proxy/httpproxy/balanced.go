@@ -16,6 +16,7 @@ import (
 type balancedBackends struct {
 	set       *balance.Set
 	urls      []*url.URL // by balance.Endpoint.Index
+	names     []string   // backend service by Endpoint.Index (edgerequest.go)
 	fwd       http.Handler
 	noBackend string
 }
@@ -46,6 +47,7 @@ func (rt *Router) newBalancedBackends(p *routePolicy, bs []table.Backend, r *tab
 		}
 		b.urls = append(b.urls, u)
 	}
+	b.names = backendNames(bs, set)
 	p.sets = append(p.sets, set)
 	return b, nil
 }
@@ -68,6 +70,9 @@ func (b *balancedBackends) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rs != nil {
 		rs.tried = append(rs.tried, e)
 	}
+	if e.Index < len(b.names) {
+		markBackend(w, r, b.names[e.Index])
+	}
 	// A shallow copy with the endpoint's URL, as oxy's round robin does;
 	// the forwarder clones it before changing anything.
 	out := new(http.Request)
@@ -77,7 +82,10 @@ func (b *balancedBackends) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		code := sw.status()
 		putStatusWriter(sw)
-		b.set.Done(e, code >= 500)
+		if code != StatusClientClosedRequest { // a client that left says nothing of the endpoint
+			b.set.Observe(e, code >= 500)
+		}
+		b.set.Release(e)
 	}()
 	b.fwd.ServeHTTP(sw, out)
 }
