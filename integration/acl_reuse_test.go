@@ -33,8 +33,8 @@ func checkPodIPReuse(t *testing.T, c *harness.Cluster, node *harness.Node, proxy
 	waitUntil(t, 5*time.Second, "one TCP connection and one UDP session open", func() bool {
 		return proxyMetric(t, proxy, activeTCP) == 1 && proxyMetric(t, proxy, activeUDP) == 1
 	})
-	clientPod.Delete(t)
 	deleted := time.Now()
+	clientPod.Delete(t)
 	waitUntil(t, 10*time.Second, "the deleted pod's TCP connection and UDP session to end", func() bool {
 		return proxyMetric(t, proxy, activeTCP) == 0 && proxyMetric(t, proxy, activeUDP) == 0
 	})
