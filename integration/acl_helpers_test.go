@@ -1,14 +1,12 @@
 package integration_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"net/netip"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -152,29 +150,6 @@ func udpAsk(u *udpClient, msg string, wait time.Duration) (string, error) {
 			return string(buf[:n]), nil
 		}
 	}
-}
-
-// proxyMetric reads one sample of the node proxy's /metrics: name with its
-// labels in the exposition's (sorted) order, 0 when absent.
-func proxyMetric(t *testing.T, p *proxyProcess, series string) float64 {
-	t.Helper()
-	resp, err := plainHTTP.Get(p.admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", series, err)
-			}
-			return f
-		}
-	}
-	return 0
 }
 
 // logTableOnFailure logs the stream routes and pods of the table the proxy
