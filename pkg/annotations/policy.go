@@ -281,3 +281,16 @@ func checkTrafficPolicy(annotations map[string]string, p *Policy) []KeyError {
 	}
 	return errs
 }
+
+// Find returns the annotation that sets key (without prefix) under the
+// first prefix that has it, as Parse reads it.
+func Find(annotations map[string]string, key string) (name, value string, ok bool) {
+	return lookup(annotations, key)
+}
+
+// HTTPOnlyKeys are the traffic-policy keys that only HTTP ports use.
+var HTTPOnlyKeys = []string{
+	"request-timeout", "max-requests", "retry-budget", "retry-budget-min-per-second",
+	"outlier-consecutive-errors", "outlier-base-ejection-time", "outlier-max-ejection-time", "outlier-max-ejection-percent",
+	"fault-abort-percent", "fault-abort-status", "fault-delay-percent", "fault-delay",
+}

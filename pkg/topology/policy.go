@@ -4,7 +4,10 @@ import (
 	"cmp"
 	"slices"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/nodemesh/nodemesh/pkg/annotations"
+	"github.com/nodemesh/nodemesh/pkg/shadow"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -90,4 +93,33 @@ func (b *builder) buildNodes() []table.Node {
 		return nil
 	}
 	return out
+}
+
+// checkPolicyPorts reports traffic-policy keys that no port of svc can use
+// (request-timeout on a TCP service, max-connections on an HTTP one), so
+// that a key that silently did nothing still shows up as an error naming
+// it. Keys whose value was already reported as invalid are not reported
+// twice.
+func (b *builder) checkPolicyPorts(k8s *corev1.Service, svc *Service, invalid []annotations.KeyError) {
+	has := map[shadow.Kind]bool{}
+	for _, p := range svc.Ports {
+		has[p.Protocol] = true
+	}
+	bad := map[string]bool{}
+	for _, e := range invalid {
+		bad[e.Annotation] = true
+	}
+	report := func(keys []string, usable bool, kinds string) {
+		if usable {
+			return
+		}
+		for _, k := range keys {
+			if name, value, ok := annotations.Find(k8s.Annotations, k); ok && !bad[name] {
+				b.errs.add(KindService, k8s.Namespace, k8s.Name, "annotation %s=%q: has no effect: the service has no %s port", name, value, kinds)
+			}
+		}
+	}
+	report(annotations.HTTPOnlyKeys, has[shadow.KindHTTP], "HTTP")
+	report([]string{"idle-timeout"}, has[shadow.KindTCP] || has[shadow.KindUDP], "TCP or UDP")
+	report([]string{"max-connections"}, has[shadow.KindTCP], "TCP")
 }

@@ -86,6 +86,9 @@ func (b *builder) buildService(k8s *corev1.Service) *Service {
 	slices.SortFunc(svc.Ports, func(a, b *ServicePort) int {
 		return cmp.Or(cmp.Compare(a.Port, b.Port), cmp.Compare(a.Protocol, b.Protocol))
 	})
+	if len(svc.Ports) > 0 {
+		b.checkPolicyPorts(k8s, svc, keyErrs)
+	}
 	return svc
 }
 
