@@ -16,6 +16,7 @@ import (
 type balancedBackends struct {
 	set       *balance.Set
 	urls      []*url.URL // by balance.Endpoint.Index
+	names     []string   // backend service by Endpoint.Index (edgerequest.go)
 	fwd       http.Handler
 	noBackend string
 }
@@ -46,6 +47,7 @@ func (rt *Router) newBalancedBackends(p *routePolicy, bs []table.Backend, r *tab
 		}
 		b.urls = append(b.urls, u)
 	}
+	b.names = backendNames(bs, set)
 	p.sets = append(p.sets, set)
 	return b, nil
 }
@@ -67,6 +69,9 @@ func (b *balancedBackends) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if rs != nil {
 		rs.tried = append(rs.tried, e)
+	}
+	if e.Index < len(b.names) {
+		markBackend(w, r, b.names[e.Index])
 	}
 	// A shallow copy with the endpoint's URL, as oxy's round robin does;
 	// the forwarder clones it before changing anything.

@@ -24,6 +24,7 @@ type metrics struct {
 	duration    *prometheus.HistogramVec
 	retries     *prometheus.CounterVec
 	unknownHost prometheus.Counter
+	edges       *edgeMetrics // nil: no edge metrics and no access log
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -82,6 +83,7 @@ type routeMetrics struct {
 	duration prometheus.Observer
 	counters atomic.Pointer[[]codeCounter] // copy on write; read without locks
 	mu       sync.Mutex
+	edge     *edgeService // edge metrics and access log; nil when off
 }
 
 type codeCounter struct {
@@ -90,7 +92,7 @@ type codeCounter struct {
 }
 
 func newRouteMetrics(m *metrics, svc table.ServiceRef) *routeMetrics {
-	return &routeMetrics{m: m, svc: svc, duration: m.duration.WithLabelValues(svc.Namespace, svc.Name)}
+	return &routeMetrics{m: m, svc: svc, duration: m.duration.WithLabelValues(svc.Namespace, svc.Name), edge: m.edges.forService(svc)}
 }
 
 func (rm *routeMetrics) counter(method string, code int) prometheus.Counter {
@@ -121,14 +123,18 @@ func (rm *routeMetrics) counter(method string, code int) prometheus.Counter {
 
 // instrument wraps next so every request is counted and timed.
 func (rm *routeMetrics) instrument(next http.Handler) http.Handler {
+	carry := rm.carries(next) // edgerequest.go
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := getStatusWriter(w)
+		r, mark := sw.markFor(r, carry)
 		next.ServeHTTP(sw, r)
 		code := sw.status()
-		putStatusWriter(sw)
+		d := time.Since(start)
 		rm.counter(r.Method, code).Inc()
-		rm.duration.Observe(time.Since(start).Seconds())
+		rm.duration.Observe(d.Seconds())
+		rm.edge.done(r, mark, code, sw.bytes, start, d)
+		putStatusWriter(sw)
 	})
 }
 
@@ -138,6 +144,9 @@ type statusWriter struct {
 	w        http.ResponseWriter
 	code     int
 	hijacked bool
+	bytes    int64    // body bytes written
+	top      bool     // the route instrument's own writer: mark is in use
+	mark     edgeMark // see edgerequest.go
 }
 
 var statusWriters = sync.Pool{New: func() any { return new(statusWriter) }}
@@ -179,7 +188,9 @@ func (sw *statusWriter) Write(b []byte) (int, error) {
 	if sw.code == 0 {
 		sw.code = http.StatusOK
 	}
-	return sw.w.Write(b)
+	n, err := sw.w.Write(b)
+	sw.bytes += int64(n)
+	return n, err
 }
 
 // Flush passes a flush on: streaming responses must not wait.

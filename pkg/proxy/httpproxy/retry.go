@@ -56,6 +56,9 @@ func (rt *retrier) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	rs := &retryState{max: rt.attempts, budget: rt.budget}
 	rt.buffered.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), retryKey{}, rs)))
+	if m := markOf(w, r); m != nil && rs.attempt > 1 {
+		m.retries = rs.attempt - 1 // for the access log
+	}
 }
 
 type retryKey struct{}

@@ -216,6 +216,7 @@ type backendSet struct {
 type weighted struct {
 	upTo int64 // cumulative weight
 	lb   http.Handler
+	name string // the backend service's name, for edge metrics
 }
 
 func newBackendSet(bs []table.Backend, scheme table.Scheme, fwd http.Handler, svc table.ServiceRef) (*backendSet, error) {
@@ -242,7 +243,7 @@ func newBackendSet(bs []table.Backend, scheme table.Scheme, fwd http.Handler, sv
 			}
 		}
 		set.total += int64(b.Weight)
-		set.groups = append(set.groups, weighted{upTo: set.total, lb: lb})
+		set.groups = append(set.groups, weighted{upTo: set.total, lb: lb, name: b.Service.Name})
 	}
 	return set, nil
 }
@@ -256,13 +257,13 @@ func (b *backendSet) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		plain(w, http.StatusServiceUnavailable, "no ready backend for "+b.svc.String()+"\n")
 		return
 	case 1:
-		b.groups[0].lb.ServeHTTP(w, r)
+		b.groups[0].serve(w, r)
 		return
 	}
 	x := rand.Int64N(b.total)
 	for i := range b.groups {
 		if x < b.groups[i].upTo {
-			b.groups[i].lb.ServeHTTP(w, r)
+			b.groups[i].serve(w, r)
 			return
 		}
 	}

@@ -26,7 +26,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog"
 	"github.com/nodemesh/nodemesh/pkg/proxy/balance"
+	"github.com/nodemesh/nodemesh/pkg/proxy/edges"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -90,6 +92,17 @@ type Options struct {
 	// Node is the node this proxy runs on, for locality-aware balancing;
 	// its zone comes from the table's Nodes. Empty means unknown.
 	Node string
+	// EdgeMetrics turns on the nodemesh_proxy_edge_http_* metrics, by
+	// source workload, destination and backend (edgemetrics.go). Off in
+	// the zero value.
+	EdgeMetrics bool
+	// Sources names clients from their address for edge metrics and the
+	// access log; share one Resolver among the data planes so each table is
+	// indexed once. Nil means a Resolver of the Router's own.
+	Sources *edges.Resolver
+	// AccessLog, when set, receives an entry per request (sampled and
+	// rate limited by the Logger).
+	AccessLog *accesslog.Logger
 }
 
 func (o *Options) setDefaults() {
@@ -135,6 +148,7 @@ func New(opts Options) *Router {
 	opts.setDefaults()
 	rt := &Router{opts: opts, fwd: newForwarders(&opts), metrics: newMetrics(opts.Registerer)}
 	rt.policy = newPolicyMetrics(opts.Registerer, rt)
+	rt.metrics.edges = newEdgeMetrics(&rt.opts)
 	rt.current.Store(&Prepared{hosts: map[string]*hostRoutes{}})
 	return rt
 }
@@ -252,6 +266,7 @@ func (rt *Router) Commit(p *Prepared) {
 		r.handler = rm.instrument(r.inner)
 	}
 	old := rt.current.Swap(p)
+	rt.metrics.edges.commit(p)
 	for k := range old.routes {
 		if _, ok := byService[k.svc]; !ok {
 			rt.metrics.forget(k.svc)
@@ -282,6 +297,7 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if rt.opts.Admit != nil {
 		if err := rt.opts.Admit(p.table, &route.spec, r); err != nil {
 			route.metrics.counter(r.Method, http.StatusForbidden).Inc()
+			route.metrics.edge.refused(r, http.StatusForbidden)
 			plain(w, http.StatusForbidden, err.Error()+"\n")
 			return
 		}

@@ -20,6 +20,7 @@ type route struct {
 	set     *pick.Set
 	metrics routeMetrics
 	policy  routePolicy // idle timeout, connection cap, locality (policy.go)
+	edges   *edgeRoute  // edge metrics and access log (edges.go); nil when off
 }
 
 // listener is one proxy port. Its route is swapped atomically; accepted
@@ -105,15 +106,19 @@ func (l *listener) acceptLoop() {
 // failover, then the tunnel.
 func (l *listener) serve(client *net.TCPConn, src netip.Addr) {
 	r := l.route.Load()
+	ec := r.edges.open(src)
+	defer ec.close()
 	if admit := l.mgr.opts.Admit; admit != nil {
 		if !admit(r.table, r.stream, src) {
 			r.metrics.denied.Inc()
+			ec.fail(resultDenied)
 			client.Close()
 			return
 		}
 	}
 	if !l.enter(r) {
 		r.metrics.limited.Inc()
+		ec.fail(resultLimited)
 		client.Close()
 		return
 	}
@@ -128,13 +133,14 @@ func (l *listener) serve(client *net.TCPConn, src netip.Addr) {
 		} else {
 			r.metrics.connectError.Inc()
 		}
+		ec.fail(result)
 		client.Close()
 		return
 	}
 	r.metrics.ok.Inc()
 	r.metrics.active.Inc()
 	defer r.metrics.active.Dec()
-	newTunnel(client, backend, r.policy.idle, r.metrics).run()
+	newTunnel(client, backend, r.policy.idle, ec.connected(backend, r.metrics)).run()
 }
 
 // connect dials the route's candidates in order until one accepts.

@@ -24,6 +24,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog"
+	"github.com/nodemesh/nodemesh/pkg/proxy/edges"
 	"github.com/nodemesh/nodemesh/pkg/proxy/pick"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
@@ -69,6 +71,14 @@ type Options struct {
 	// whenever Apply gives that port a new table; a refused connection is
 	// closed at once. Nil admits every connection.
 	Admit AdmitFunc
+	// EdgeMetrics turns on nodemesh_proxy_edge_tcp_* (edges.go): by source
+	// workload, destination and backend. Off in the zero value.
+	EdgeMetrics bool
+	// Sources names clients for edge metrics and the access log; share one
+	// among the data planes. Nil means one of the Manager's own.
+	Sources *edges.Resolver
+	// AccessLog, when set, receives an entry per connection.
+	AccessLog *accesslog.Logger
 }
 
 // Manager owns the TCP listeners of one proxy. Its methods are safe for
@@ -76,6 +86,7 @@ type Options struct {
 type Manager struct {
 	opts    Options
 	metrics *metrics
+	edges   *edgeMetrics // nil: no edge metrics, no access log
 	dialer  net.Dialer
 
 	mu        sync.Mutex
@@ -101,6 +112,7 @@ func New(opts Options) *Manager {
 	return &Manager{
 		opts:      opts,
 		metrics:   newMetrics(opts.Registerer),
+		edges:     newEdgeMetrics(&opts),
 		dialer:    net.Dialer{Timeout: opts.ConnectTimeout},
 		listeners: map[int32]*listener{},
 	}
@@ -168,6 +180,7 @@ func (m *Manager) Apply(t *table.Table) error {
 			delete(m.listeners, port)
 		}
 	}
+	m.edges.applied(t)
 	return nil
 }
 
@@ -191,6 +204,7 @@ func (m *Manager) buildRoutes(t *table.Table) (map[int32]*route, error) {
 			stream:  sr,
 			set:     set,
 			metrics: m.metrics.forService(sr.Service.Namespace, sr.Service.Name),
+			edges:   m.edges.forRoute(t, sr),
 		}
 		if r.policy, err = m.newRoutePolicy(t, sr); err != nil {
 			return nil, fmt.Errorf("tcp proxy port %d (%s): %w", sr.ProxyPort, sr.Service, err)

@@ -1,0 +1,222 @@
+package tcpproxy
+
+import (
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
+	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog"
+	"github.com/nodemesh/nodemesh/pkg/proxy/edges"
+	"github.com/nodemesh/nodemesh/pkg/table"
+)
+
+// edgeMetrics are the TCP data plane's edge metrics (issue 9): connections
+// and bytes by source workload, destination service and the backend the
+// connection went to. It also feeds the access log, one entry per
+// connection. A nil *edgeMetrics (neither asked for) costs one nil check
+// per connection.
+type edgeMetrics struct {
+	resolver    *edges.Resolver
+	log         *accesslog.Logger
+	on          bool
+	connections *prometheus.CounterVec
+	bytes       *prometheus.CounterVec
+	series      *edges.Series
+}
+
+func newEdgeMetrics(opts *Options) *edgeMetrics {
+	if !opts.EdgeMetrics && opts.AccessLog == nil {
+		return nil
+	}
+	m := &edgeMetrics{resolver: opts.Sources, log: opts.AccessLog, on: opts.EdgeMetrics}
+	if m.resolver == nil {
+		m.resolver = new(edges.Resolver)
+	}
+	if !m.on {
+		return m
+	}
+	labels := append(append([]string{}, edges.SourceLabels...), edges.LabelNamespace, edges.LabelService, edges.LabelBackend)
+	m.connections = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nodemesh_proxy_edge_tcp_connections_total",
+		Help: "TCP connections accepted, by source workload, destination service, backend (\"none\" when no backend was reached) and result (ok, denied, limited, no_endpoints, connect_error).",
+	}, append(append([]string{}, labels...), "result"))
+	m.bytes = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nodemesh_proxy_edge_tcp_bytes_total",
+		Help: "Bytes copied by the TCP proxy, by source workload, destination service, backend and direction (to_backend, to_client).",
+	}, append(append([]string{}, labels...), "direction"))
+	if reg := opts.Registerer; reg != nil {
+		m.connections = register(reg, m.connections)
+		m.bytes = register(reg, m.bytes)
+	}
+	m.series = edges.NewSeries(m.connections.MetricVec, m.bytes.MetricVec)
+	return m
+}
+
+// applied deletes the series t no longer has a use for.
+func (m *edgeMetrics) applied(t *table.Table) {
+	if m == nil || !m.on {
+		return
+	}
+	m.series.Applied(m.resolver.For(t), edges.StreamDests(t.TCP))
+}
+
+// edgeRoute is the edge state of one route of one table.
+type edgeRoute struct {
+	m         *edgeMetrics
+	svc       table.ServiceRef
+	sources   *edges.Sources
+	backendOf map[netip.AddrPort]string        // endpoint -> backend service
+	backends  map[string]*edges.Cache[tcpEdge] // by backend service
+}
+
+// tcpEdge is the children of one (source, service, backend).
+type tcpEdge struct {
+	ok, toBackend, toClient prometheus.Counter
+}
+
+func (m *edgeMetrics) forRoute(t *table.Table, sr *table.StreamRoute) *edgeRoute {
+	if m == nil {
+		return nil
+	}
+	r := &edgeRoute{m: m, svc: sr.Service, sources: m.resolver.For(t), backendOf: map[netip.AddrPort]string{}}
+	if m.on {
+		r.backends = map[string]*edges.Cache[tcpEdge]{}
+	}
+	for _, b := range sr.Backends {
+		name := b.Service.Name
+		for _, e := range b.Endpoints {
+			if ap, err := netip.ParseAddrPort(e.Address); err == nil {
+				k := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+				if _, dup := r.backendOf[k]; !dup { // a pod in two backends: the first
+					r.backendOf[k] = name
+				}
+			}
+		}
+		if m.on && r.backends[name] == nil {
+			r.backends[name] = &edges.Cache[tcpEdge]{New: r.children(name)}
+		}
+	}
+	return r
+}
+
+func (r *edgeRoute) children(backend string) func(*edges.Source) *tcpEdge {
+	return func(s *edges.Source) *tcpEdge {
+		r.m.series.Touch(edges.Dest{Service: r.svc, Backend: backend})
+		lv := []string{s.Namespace, s.Workload, s.ServiceAccount, r.svc.Namespace, r.svc.Name, backend}
+		return &tcpEdge{
+			ok:        r.m.connections.WithLabelValues(append(lv, resultOK)...),
+			toBackend: r.m.bytes.WithLabelValues(append(lv, directionToBackend)...),
+			toClient:  r.m.bytes.WithLabelValues(append(lv, directionToClient)...),
+		}
+	}
+}
+
+// edgeConn follows one client connection for edge metrics and the access
+// log.
+type edgeConn struct {
+	r        *edgeRoute
+	addr     netip.Addr
+	src      *edges.Source
+	start    time.Time
+	log      bool
+	result   string
+	backend  string
+	endpoint netip.AddrPort
+	up, down tally
+}
+
+// open starts following a connection from addr; nil when r is.
+func (r *edgeRoute) open(addr netip.Addr) *edgeConn {
+	if r == nil {
+		return nil
+	}
+	return &edgeConn{r: r, addr: addr, src: r.sources.Lookup(addr), start: time.Now(), log: r.m.log.Allow(), backend: edges.NoBackend}
+}
+
+// fail records a connection that reached no backend.
+func (ec *edgeConn) fail(result string) {
+	if ec == nil {
+		return
+	}
+	ec.result = result
+	r := ec.r
+	if r.m.on {
+		r.m.series.Touch(edges.Dest{Service: r.svc, Backend: edges.NoBackend})
+		r.m.connections.WithLabelValues(ec.src.Namespace, ec.src.Workload, ec.src.ServiceAccount, r.svc.Namespace, r.svc.Name, edges.NoBackend, result).Inc()
+	}
+}
+
+// connected records the connection's backend and returns rm with byte
+// counters that also count the edge (and the connection, for the log).
+func (ec *edgeConn) connected(backend *net.TCPConn, rm routeMetrics) routeMetrics {
+	if ec == nil {
+		return rm
+	}
+	ec.result = resultOK
+	if ta, ok := backend.RemoteAddr().(*net.TCPAddr); ok {
+		ap := ta.AddrPort()
+		ec.endpoint = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+	}
+	name, known := ec.r.backendOf[ec.endpoint]
+	if !known {
+		name = edges.UnknownValue
+	}
+	ec.backend = name
+	ec.up.svc, ec.down.svc = rm.toBackend, rm.toClient
+	if c := ec.r.backends[name]; c != nil {
+		e := c.Get(ec.r.sources, ec.src)
+		e.ok.Inc()
+		ec.up.edge, ec.down.edge = e.toBackend, e.toClient
+	}
+	rm.toBackend, rm.toClient = &ec.up, &ec.down
+	return rm
+}
+
+// close writes the access log entry of the connection, if sampled.
+func (ec *edgeConn) close() {
+	if ec == nil || !ec.log {
+		return
+	}
+	e := accesslog.Entry{
+		Time: ec.start, Protocol: "tcp",
+		SourceIP: ec.addr.String(), SourceNamespace: ec.src.Namespace, SourceWorkload: ec.src.Workload, SourceServiceAccount: ec.src.ServiceAccount,
+		Namespace: ec.r.svc.Namespace, Service: ec.r.svc.Name, Backend: ec.backend,
+		Result: ec.result, Duration: time.Since(ec.start),
+		BytesReceived: ec.up.n.Load(), BytesSent: ec.down.n.Load(),
+	}
+	if ec.endpoint.IsValid() {
+		e.Endpoint = ec.endpoint.String()
+	}
+	ec.r.m.log.Log(&e)
+}
+
+// tally is the byte counter a tunnel half adds to: the service's series,
+// the edge's, and the connection's own count for the access log.
+type tally struct {
+	svc  prometheus.Counter
+	edge prometheus.Counter // nil with edge metrics off
+	n    atomic.Int64
+}
+
+// Add counts v bytes.
+func (t *tally) Add(v float64) {
+	t.svc.Add(v)
+	if t.edge != nil {
+		t.edge.Add(v)
+	}
+	t.n.Add(int64(v))
+}
+
+// Inc counts one byte.
+func (t *tally) Inc() { t.Add(1) }
+
+// Desc, Write, Describe and Collect are the service counter's: a tally is
+// only ever added to, never registered.
+func (t *tally) Desc() *prometheus.Desc              { return t.svc.Desc() }
+func (t *tally) Describe(ch chan<- *prometheus.Desc) { t.svc.Describe(ch) }
+func (t *tally) Collect(ch chan<- prometheus.Metric) { t.svc.Collect(ch) }
+func (t *tally) Write(m *dto.Metric) error           { return t.svc.Write(m) }
