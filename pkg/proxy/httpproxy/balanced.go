@@ -23,15 +23,14 @@ type balancedBackends struct {
 
 func (rt *Router) newBalancedBackends(p *routePolicy, bs []table.Backend, r *table.HTTPRoute, fwd http.Handler) (*balancedBackends, error) {
 	svc := r.Service
-	pm := rt.policy.forService(svc)
-	set, err := balance.New(bs, balance.Options{
-		Locality:   r.Middleware.Locality,
-		Node:       rt.opts.Node,
-		Zone:       p.zone,
-		Outlier:    r.Middleware.Outlier,
-		OnEject:    func(string, time.Duration) { pm.ejections.Inc() },
-		OnOverflow: func(string) { pm.overflow.Inc() },
-	}, p.states)
+	opts := balance.Options{Locality: r.Middleware.Locality, Node: rt.opts.Node, Zone: p.zone, Outlier: r.Middleware.Outlier}
+	if opts.Outlier != nil {
+		pm := rt.policy.forService(svc)
+		ejections, overflow := pm.ejections(), pm.overflow()
+		opts.OnEject = func(string, time.Duration) { ejections.Inc() }
+		opts.OnOverflow = func(string) { overflow.Inc() }
+	}
+	set, err := balance.New(bs, opts, p.states)
 	if err != nil {
 		return nil, err
 	}

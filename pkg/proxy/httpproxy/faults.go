@@ -30,12 +30,19 @@ type faultInjector struct {
 }
 
 func newFaultInjector(next http.Handler, f *table.Faults, svc string, pm *servicePolicyMetrics) *faultInjector {
-	return &faultInjector{
+	fi := &faultInjector{
 		next: next, abortPct: f.AbortPercent, delayPct: f.DelayPercent,
 		status: f.AbortStatus, delay: f.Delay.D(),
-		body:       "fault injected: abort with " + strconv.Itoa(f.AbortStatus) + " for " + svc + "\n",
-		abortCount: pm.faultAbort, delayCount: pm.faultDelay,
+		body: "fault injected: abort with " + strconv.Itoa(f.AbortStatus) + " for " + svc + "\n",
 	}
+	// Only the series of the faults the route injects.
+	if fi.abortPct > 0 {
+		fi.abortCount = pm.faultAbort()
+	}
+	if fi.delayPct > 0 {
+		fi.delayCount = pm.faultDelay()
+	}
+	return fi
 }
 
 // chance draws true with probability pct/100.

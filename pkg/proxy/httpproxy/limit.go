@@ -24,9 +24,11 @@ type maxRequests struct {
 	rejected prometheus.Counter
 }
 
-func newMaxRequests(next http.Handler, max int, inflight *atomic.Int64, svc string, rejected prometheus.Counter) *maxRequests {
+// newMaxRequests wraps next; rejected resolves the rejection counter (once,
+// here, so only routes with the limit have the series).
+func newMaxRequests(next http.Handler, max int, inflight *atomic.Int64, svc string, rejected func() prometheus.Counter) *maxRequests {
 	return &maxRequests{
-		next: next, max: int64(max), inflight: inflight, rejected: rejected,
+		next: next, max: int64(max), inflight: inflight, rejected: rejected(),
 		body: "too many requests in flight for " + svc + " (max-requests " + strconv.Itoa(max) + ")\n",
 	}
 }

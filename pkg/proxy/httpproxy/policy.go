@@ -57,7 +57,7 @@ func newRoutePolicy(r *table.HTTPRoute, prev *route, zone string, pm *servicePol
 		if old != nil && old.budget != nil && old.budget.cfg == *b {
 			p.budget = old.budget
 		} else {
-			p.budget = newRetryBudget(*b, pm.budgetExhausted)
+			p.budget = newRetryBudget(*b, pm.budgetExhausted())
 		}
 	}
 	return p

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/nodemesh/nodemesh/pkg/table"
@@ -372,5 +373,11 @@ func TestPlainRouteHasNoPolicy(t *testing.T) {
 	}
 	if st := p.rt.PolicyState(); len(st) != 0 {
 		t.Fatalf("a plain route shows policy state %+v", st)
+	}
+	m := p.rt.policy
+	for name, vec := range map[string]*prometheus.CounterVec{"faults": m.faults, "maxRequests": m.maxRequests, "budget": m.budgetExhausted, "ejections": m.ejections, "overflow": m.overflow} {
+		if n := testutil.CollectAndCount(vec); n != 0 {
+			t.Errorf("a plain route exports %d %s series, want none", n, name)
+		}
 	}
 }
