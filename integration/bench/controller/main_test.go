@@ -17,6 +17,7 @@ var (
 	out    = flag.String("out", "", "markdown file to write the results to; empty only logs them")
 	run    = flag.Bool("bench", false, "run the benchmark (run.sh sets it); without it the test skips")
 	reader = flag.Int("proxies", 10, "in-process table watchers standing in for node proxies")
+	extra  = flag.String("controller-args", "", "extra flags for `nodemesh controller`, space separated (the defaults are measured without)")
 )
 
 func TestMain(m *testing.M) { harness.Main(m) }

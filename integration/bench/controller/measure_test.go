@@ -44,7 +44,8 @@ func startControllerProc(t *testing.T, bin, kubeconfig string, apiPort int, logD
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd := exec.Command(bin, "controller", "--kubeconfig="+kubeconfig, fmt.Sprintf("--api-port=%d", apiPort))
+	args := append([]string{"controller", "--kubeconfig=" + kubeconfig, fmt.Sprintf("--api-port=%d", apiPort)}, strings.Fields(*extra)...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	p := &controllerProc{cmd: cmd, url: fmt.Sprintf("http://127.0.0.1:%d", apiPort), exited: make(chan struct{})}
