@@ -37,10 +37,13 @@ type Entry struct {
 	Result string
 	// Duration is from start to the last byte (HTTP), or to close.
 	Duration time.Duration
-	// BytesReceived is from the client, BytesSent to it. For UDP they
-	// count datagrams' bytes of the session.
+	// BytesReceived is from the client, BytesSent to it (HTTP bodies, TCP
+	// streams).
 	BytesReceived int64
 	BytesSent     int64
+	// DatagramsReceived is from the client, DatagramsSent to it (UDP).
+	DatagramsReceived int64
+	DatagramsSent     int64
 	// Retries is the count of extra attempts made for an HTTP request.
 	Retries int
 	// TraceID is the W3C trace id of the request, when it carried one.
@@ -77,10 +80,17 @@ func (e *Entry) AppendJSON(b []byte) []byte {
 	b = field(b, "result", e.Result)
 	b = append(b, `,"durationSeconds":`...)
 	b = strconv.AppendFloat(b, e.Duration.Seconds(), 'f', -1, 64)
-	b = append(b, `,"bytesReceived":`...)
-	b = strconv.AppendInt(b, e.BytesReceived, 10)
-	b = append(b, `,"bytesSent":`...)
-	b = strconv.AppendInt(b, e.BytesSent, 10)
+	if e.Protocol == "udp" {
+		b = append(b, `,"datagramsReceived":`...)
+		b = strconv.AppendInt(b, e.DatagramsReceived, 10)
+		b = append(b, `,"datagramsSent":`...)
+		b = strconv.AppendInt(b, e.DatagramsSent, 10)
+	} else {
+		b = append(b, `,"bytesReceived":`...)
+		b = strconv.AppendInt(b, e.BytesReceived, 10)
+		b = append(b, `,"bytesSent":`...)
+		b = strconv.AppendInt(b, e.BytesSent, 10)
+	}
 	if e.Retries > 0 {
 		b = append(b, `,"retries":`...)
 		b = strconv.AppendInt(b, int64(e.Retries), 10)

@@ -3,11 +3,9 @@ package tcpproxy
 import (
 	"net"
 	"net/netip"
-	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	dto "github.com/prometheus/client_model/go"
 
 	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog"
 	"github.com/nodemesh/nodemesh/pkg/proxy/edges"
@@ -126,7 +124,7 @@ type edgeConn struct {
 	result   string
 	backend  string
 	endpoint netip.AddrPort
-	up, down tally
+	up, down edges.Tally
 }
 
 // open starts following a connection from addr; nil when r is.
@@ -166,11 +164,11 @@ func (ec *edgeConn) connected(backend *net.TCPConn, rm routeMetrics) routeMetric
 		name = edges.UnknownValue
 	}
 	ec.backend = name
-	ec.up.svc, ec.down.svc = rm.toBackend, rm.toClient
+	ec.up.Service, ec.down.Service = rm.toBackend, rm.toClient
 	if c := ec.r.backends[name]; c != nil {
 		e := c.Get(ec.r.sources, ec.src)
 		e.ok.Inc()
-		ec.up.edge, ec.down.edge = e.toBackend, e.toClient
+		ec.up.Edge, ec.down.Edge = e.toBackend, e.toClient
 	}
 	rm.toBackend, rm.toClient = &ec.up, &ec.down
 	return rm
@@ -186,37 +184,10 @@ func (ec *edgeConn) close() {
 		SourceIP: ec.addr.String(), SourceNamespace: ec.src.Namespace, SourceWorkload: ec.src.Workload, SourceServiceAccount: ec.src.ServiceAccount,
 		Namespace: ec.r.svc.Namespace, Service: ec.r.svc.Name, Backend: ec.backend,
 		Result: ec.result, Duration: time.Since(ec.start),
-		BytesReceived: ec.up.n.Load(), BytesSent: ec.down.n.Load(),
+		BytesReceived: ec.up.N(), BytesSent: ec.down.N(),
 	}
 	if ec.endpoint.IsValid() {
 		e.Endpoint = ec.endpoint.String()
 	}
 	ec.r.m.log.Log(&e)
 }
-
-// tally is the byte counter a tunnel half adds to: the service's series,
-// the edge's, and the connection's own count for the access log.
-type tally struct {
-	svc  prometheus.Counter
-	edge prometheus.Counter // nil with edge metrics off
-	n    atomic.Int64
-}
-
-// Add counts v bytes.
-func (t *tally) Add(v float64) {
-	t.svc.Add(v)
-	if t.edge != nil {
-		t.edge.Add(v)
-	}
-	t.n.Add(int64(v))
-}
-
-// Inc counts one byte.
-func (t *tally) Inc() { t.Add(1) }
-
-// Desc, Write, Describe and Collect are the service counter's: a tally is
-// only ever added to, never registered.
-func (t *tally) Desc() *prometheus.Desc              { return t.svc.Desc() }
-func (t *tally) Describe(ch chan<- *prometheus.Desc) { t.svc.Describe(ch) }
-func (t *tally) Collect(ch chan<- prometheus.Metric) { t.svc.Collect(ch) }
-func (t *tally) Write(m *dto.Metric) error           { return t.svc.Write(m) }

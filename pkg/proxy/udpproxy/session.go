@@ -32,6 +32,7 @@ type route struct {
 	set     *pick.Set
 	metrics routeMetrics
 	policy  routePolicy // idle timeout, locality (policy.go)
+	edges   *edgeRoute  // edge metrics and access log (edges.go); nil when off
 }
 
 // listener is one proxy port with its session table.
@@ -57,6 +58,8 @@ type session struct {
 	// picked is the endpoint chosen by locality (policy.go), released when
 	// the session ends; nil without locality.
 	picked *picked
+	// edge follows the session for edge metrics and the access log.
+	edge *edgeSession
 	// last is when a datagram last passed either way, on the Manager clock.
 	last      atomic.Int64
 	closeOnce sync.Once
@@ -151,7 +154,8 @@ func (l *listener) session(client netip.AddrPort) *session {
 			l.mgr.opts.Logger.Debug("udp proxy: open backend socket failed", "service", r.stream.Service.String(), "endpoint", ep.String(), "error", err)
 			continue
 		}
-		s = &session{l: l, client: client, endpoint: ep, backend: c, metrics: r.metrics, picked: chosen}
+		edge, metrics := r.edges.open(client, ep, r.metrics)
+		s = &session{l: l, client: client, endpoint: ep, backend: c, metrics: metrics, picked: chosen, edge: edge}
 		break
 	}
 	if s == nil {
@@ -252,5 +256,6 @@ func (s *session) removeLocked() {
 			delete(s.l.sessions, s.client)
 		}
 		s.metrics.active.Dec()
+		s.edge.close()
 	})
 }

@@ -29,6 +29,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog"
+	"github.com/nodemesh/nodemesh/pkg/proxy/edges"
 	"github.com/nodemesh/nodemesh/pkg/proxy/pick"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
@@ -71,6 +73,15 @@ type Options struct {
 	// that port a new table; refused datagrams are dropped and refused
 	// sessions closed. Nil admits every client.
 	Admit AdmitFunc
+	// EdgeMetrics turns on nodemesh_proxy_edge_udp_datagrams_total
+	// (edges.go): by source workload, destination and backend. Off in the
+	// zero value.
+	EdgeMetrics bool
+	// Sources names clients for edge metrics and the access log; share one
+	// among the data planes. Nil means one of the Manager's own.
+	Sources *edges.Resolver
+	// AccessLog, when set, receives an entry per session when it ends.
+	AccessLog *accesslog.Logger
 }
 
 // Manager owns the UDP listeners of one proxy. Its methods are safe for
@@ -78,7 +89,8 @@ type Options struct {
 type Manager struct {
 	opts    Options
 	metrics *metrics
-	epoch   time.Time // origin of session activity clocks
+	edges   *edgeMetrics // nil: no edge metrics, no access log
+	epoch   time.Time    // origin of session activity clocks
 
 	mu        sync.Mutex
 	listeners map[int32]*listener
@@ -100,6 +112,7 @@ func New(opts Options) *Manager {
 	return &Manager{
 		opts:      opts,
 		metrics:   newMetrics(opts.Registerer),
+		edges:     newEdgeMetrics(&opts),
 		epoch:     time.Now(),
 		listeners: map[int32]*listener{},
 	}
@@ -166,6 +179,7 @@ func (m *Manager) Apply(t *table.Table) error {
 			delete(m.listeners, port)
 		}
 	}
+	m.edges.applied(t)
 	return nil
 }
 
@@ -189,6 +203,7 @@ func (m *Manager) buildRoutes(t *table.Table) (map[int32]*route, error) {
 			stream:  sr,
 			set:     set,
 			metrics: m.metrics.forService(sr.Service.Namespace, sr.Service.Name),
+			edges:   m.edges.forRoute(t, sr),
 		}
 		if r.policy, err = m.newRoutePolicy(t, sr); err != nil {
 			return nil, fmt.Errorf("udp proxy port %d (%s): %w", sr.ProxyPort, sr.Service, err)

@@ -1,0 +1,150 @@
+package udpproxy
+
+import (
+	"errors"
+	"net/netip"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog"
+	"github.com/nodemesh/nodemesh/pkg/proxy/edges"
+	"github.com/nodemesh/nodemesh/pkg/table"
+)
+
+// edgeMetrics are the UDP data plane's edge metrics (issue 9): datagrams
+// forwarded by source workload, destination service and the backend the
+// client's session is bound to. It also feeds the access log, one entry
+// per session when it ends. A nil *edgeMetrics (neither asked for) costs
+// one nil check per new session and nothing per datagram.
+type edgeMetrics struct {
+	resolver  *edges.Resolver
+	log       *accesslog.Logger
+	on        bool
+	datagrams *prometheus.CounterVec
+	series    *edges.Series
+}
+
+func newEdgeMetrics(opts *Options) *edgeMetrics {
+	if !opts.EdgeMetrics && opts.AccessLog == nil {
+		return nil
+	}
+	m := &edgeMetrics{resolver: opts.Sources, log: opts.AccessLog, on: opts.EdgeMetrics}
+	if m.resolver == nil {
+		m.resolver = new(edges.Resolver)
+	}
+	if !m.on {
+		return m
+	}
+	m.datagrams = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "nodemesh_proxy_edge_udp_datagrams_total",
+		Help: "UDP datagrams forwarded, by source workload, destination service, backend and direction (to_backend, to_client).",
+	}, append(append([]string{}, edges.SourceLabels...), edges.LabelNamespace, edges.LabelService, edges.LabelBackend, "direction"))
+	if opts.Registerer != nil {
+		var are prometheus.AlreadyRegisteredError
+		if err := opts.Registerer.Register(m.datagrams); errors.As(err, &are) {
+			m.datagrams = are.ExistingCollector.(*prometheus.CounterVec) // two Managers, one registry
+		} else if err != nil {
+			panic(err)
+		}
+	}
+	m.series = edges.NewSeries(m.datagrams.MetricVec)
+	return m
+}
+
+// applied deletes the series t no longer has a use for.
+func (m *edgeMetrics) applied(t *table.Table) {
+	if m == nil || !m.on {
+		return
+	}
+	m.series.Applied(m.resolver.For(t), edges.StreamDests(t.UDP))
+}
+
+// edgeRoute is the edge state of one route of one table.
+type edgeRoute struct {
+	m         *edgeMetrics
+	svc       table.ServiceRef
+	sources   *edges.Sources
+	backendOf map[netip.AddrPort]string
+	backends  map[string]*edges.Cache[udpEdge]
+}
+
+// udpEdge is the children of one (source, service, backend).
+type udpEdge struct{ toBackend, toClient prometheus.Counter }
+
+func (m *edgeMetrics) forRoute(t *table.Table, sr *table.StreamRoute) *edgeRoute {
+	if m == nil {
+		return nil
+	}
+	r := &edgeRoute{m: m, svc: sr.Service, sources: m.resolver.For(t), backendOf: map[netip.AddrPort]string{}, backends: map[string]*edges.Cache[udpEdge]{}}
+	for _, b := range sr.Backends {
+		name := b.Service.Name
+		for _, e := range b.Endpoints {
+			if ap, err := netip.ParseAddrPort(e.Address); err == nil {
+				k := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+				if _, dup := r.backendOf[k]; !dup { // a pod in two backends: the first
+					r.backendOf[k] = name
+				}
+			}
+		}
+		if m.on && r.backends[name] == nil {
+			r.backends[name] = &edges.Cache[udpEdge]{New: func(s *edges.Source) *udpEdge {
+				m.series.Touch(edges.Dest{Service: sr.Service, Backend: name})
+				lv := []string{s.Namespace, s.Workload, s.ServiceAccount, sr.Service.Namespace, sr.Service.Name, name}
+				return &udpEdge{
+					toBackend: m.datagrams.WithLabelValues(append(lv, "to_backend")...),
+					toClient:  m.datagrams.WithLabelValues(append(lv, "to_client")...),
+				}
+			}}
+		}
+	}
+	return r
+}
+
+// edgeSession follows one session for edge metrics and the access log.
+type edgeSession struct {
+	r        *edgeRoute
+	client   netip.AddrPort
+	src      *edges.Source
+	backend  string
+	endpoint netip.AddrPort
+	start    time.Time
+	log      bool
+	up, down edges.Tally
+}
+
+// open starts following the session of client bound to endpoint, and
+// returns it with rm's datagram counters replaced by ones that also count
+// the edge. Both are unchanged (and the session nil) when r is nil.
+func (r *edgeRoute) open(client, endpoint netip.AddrPort, rm routeMetrics) (*edgeSession, routeMetrics) {
+	if r == nil {
+		return nil, rm
+	}
+	es := &edgeSession{r: r, client: client, src: r.sources.Lookup(client.Addr()), endpoint: endpoint, start: time.Now(), log: r.m.log.Allow()}
+	name, ok := r.backendOf[netip.AddrPortFrom(endpoint.Addr().Unmap(), endpoint.Port())]
+	if !ok {
+		name = edges.UnknownValue
+	}
+	es.backend = name
+	es.up.Service, es.down.Service = rm.toBackend, rm.toClient
+	if c := r.backends[name]; c != nil {
+		e := c.Get(r.sources, es.src)
+		es.up.Edge, es.down.Edge = e.toBackend, e.toClient
+	}
+	rm.toBackend, rm.toClient = &es.up, &es.down
+	return es, rm
+}
+
+// close writes the session's access log entry, if sampled.
+func (es *edgeSession) close() {
+	if es == nil || !es.log {
+		return
+	}
+	e := accesslog.Entry{
+		Time: es.start, Protocol: "udp",
+		SourceIP: es.client.String(), SourceNamespace: es.src.Namespace, SourceWorkload: es.src.Workload, SourceServiceAccount: es.src.ServiceAccount,
+		Namespace: es.r.svc.Namespace, Service: es.r.svc.Name, Backend: es.backend, Endpoint: es.endpoint.String(),
+		Duration: time.Since(es.start), DatagramsReceived: es.up.N(), DatagramsSent: es.down.N(),
+	}
+	es.r.m.log.Log(&e)
+}
