@@ -8,6 +8,7 @@ import (
 	splitv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha3"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/ptr"
 
 	"github.com/nodemesh/nodemesh/pkg/topology"
 )
@@ -147,8 +148,9 @@ func TestRelevantUpdate(t *testing.T) {
 
 func TestTrimPodKeepsWhatTopologyReads(t *testing.T) {
 	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Labels: map[string]string{"pod-template-hash": "h"},
-			Annotations: map[string]string{"big": strings.Repeat("x", 1000)}, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}},
+		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Labels: map[string]string{"pod-template-hash": "h", "app": "web"},
+			OwnerReferences: []metav1.OwnerReference{{Kind: "Other", UID: "o1"}, {Kind: "ReplicaSet", Name: "web-h", UID: "o2", Controller: ptr.To(true)}},
+			Annotations:     map[string]string{"big": strings.Repeat("x", 1000)}, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}},
 		Spec: corev1.PodSpec{NodeName: "n", ServiceAccountName: "sa", Containers: []corev1.Container{
 			{Name: "app", Image: "img", Env: []corev1.EnvVar{{Name: "A"}}, Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}},
 			{Name: "noports", Image: "img"},
@@ -156,7 +158,8 @@ func TestTrimPodKeepsWhatTopologyReads(t *testing.T) {
 		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1", Conditions: []corev1.PodCondition{{Type: corev1.PodReady}}},
 	}
 	got := trimPod(p)
-	if got.Annotations != nil || got.ManagedFields != nil || got.Status.Conditions != nil || len(got.Spec.Containers) != 1 || got.Spec.Containers[0].Image != "" {
+	if got.Annotations != nil || got.ManagedFields != nil || got.Status.Conditions != nil || len(got.Spec.Containers) != 1 ||
+		got.Spec.Containers[0].Image != "" || len(got.Labels) != 1 || len(got.OwnerReferences) != 1 || got.OwnerReferences[0].UID != "o2" {
 		t.Errorf("trimPod kept too much: %+v", got)
 	}
 	if got.Spec.Containers[0].Ports[0].ContainerPort != 8080 || got.Spec.NodeName != "n" || got.Spec.ServiceAccountName != "sa" ||

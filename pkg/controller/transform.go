@@ -27,8 +27,8 @@ func trimPod(p *corev1.Pod) *corev1.Pod {
 			Namespace:         p.Namespace,
 			UID:               p.UID,
 			ResourceVersion:   p.ResourceVersion,
-			Labels:            p.Labels,
-			OwnerReferences:   p.OwnerReferences,
+			Labels:            podLabels(p.Labels),
+			OwnerReferences:   controllerRef(p.OwnerReferences),
 			DeletionTimestamp: p.DeletionTimestamp,
 		},
 		Spec: corev1.PodSpec{
@@ -47,6 +47,25 @@ func trimPod(p *corev1.Pod) *corev1.Pod {
 		}
 	}
 	return out
+}
+
+// podLabels keeps the one label the topology reads (a Deployment's pods are
+// named by it); real pods often carry many more.
+func podLabels(in map[string]string) map[string]string {
+	if h, ok := in["pod-template-hash"]; ok {
+		return map[string]string{"pod-template-hash": h}
+	}
+	return nil
+}
+
+// controllerRef keeps the controlling owner only (the workload name).
+func controllerRef(in []metav1.OwnerReference) []metav1.OwnerReference {
+	for _, r := range in {
+		if r.Controller != nil && *r.Controller {
+			return []metav1.OwnerReference{r}
+		}
+	}
+	return nil
 }
 
 // podChanged reports whether an update changed a field the topology reads;
