@@ -46,7 +46,8 @@ type Cluster struct {
 	restConfig *rest.Config
 	kubeconfig string
 	client     kubernetes.Interface
-	controlled []*Process // etcd, apiserver, controller manager
+	controlled []*Process   // etcd, apiserver, controller manager
+	network    *nodeNetwork // nil unless WithNodeNetworks
 
 	mu        sync.Mutex
 	nodes     map[string]*Node
@@ -60,6 +61,7 @@ type options struct {
 	controllers    []string
 	apiserverArgs  []string
 	controllerArgs []string
+	nodeNetworks   bool
 }
 
 // WithControllers replaces DefaultControllers as the list given to
@@ -120,6 +122,11 @@ func Start(t testing.TB, opts ...Option) *Cluster {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = releaseAddr(c.addrs.apiserver) })
+	if o.nodeNetworks {
+		if err := c.setUpNodeNetwork(t, n); err != nil {
+			t.Fatalf("harness: node network: %v", err)
+		}
+	}
 
 	if err := c.start(t, o); err != nil {
 		t.Fatalf("harness: control plane did not start: %v", err)

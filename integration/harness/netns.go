@@ -27,13 +27,22 @@ func ipCommand(args ...string) error {
 	return nil
 }
 
-// addresses records which owner holds each address put on lo, for the whole
-// process: clusters started by one test binary share its namespace, so an
-// address can be held by one pod, node or apiserver at a time.
+// addresses records which owner holds each address the harness put on an
+// interface, for the whole process: clusters started by one test binary share
+// its namespace and route between the node namespaces, so an address can be
+// held by one pod, node, bridge or apiserver at a time.
 var addresses = struct {
 	sync.Mutex
-	owner map[netip.Addr]string
-}{owner: map[netip.Addr]string{}}
+	owner map[netip.Addr]addrHolding
+}{owner: map[netip.Addr]addrHolding{}}
+
+// addrHolding is who holds an address and where it was put.
+type addrHolding struct {
+	owner string
+	ns    *netNS // nil: the harness namespace
+	dev   string
+	bits  int // prefix length it was added with
+}
 
 // AddrInUseError is the error for an address claimed while another pod, node
 // or apiserver of this test binary still holds it.
@@ -48,9 +57,15 @@ func (e *AddrInUseError) Error() string {
 	return fmt.Sprintf("address %s is already in use by %s; it cannot also be used by %s", e.Addr, e.Holder, e.Claimant)
 }
 
-// claimAddr records owner as the holder of ip and puts ip/32 on lo. It fails,
-// naming the current holder, when ip is taken.
+// claimAddr records owner as the holder of ip and puts ip/32 on lo of the
+// harness namespace. It fails, naming the current holder, when ip is taken.
 func claimAddr(ip netip.Addr, owner string) error {
+	return claimAddrOn(nil, "lo", 32, ip, owner)
+}
+
+// claimAddrOn is claimAddr for ip/bits on dev in ns (nil: the harness
+// namespace).
+func claimAddrOn(ns *netNS, dev string, bits int, ip netip.Addr, owner string) error {
 	if !ip.Is4() || ip.IsLoopback() || ip.IsUnspecified() || ip.IsMulticast() {
 		// EndpointSlice validation rejects loopback; the rest cannot be a pod IP.
 		return fmt.Errorf("address %s cannot be used by %s: want a unicast, non-loopback IPv4 address", ip, owner)
@@ -58,17 +73,18 @@ func claimAddr(ip netip.Addr, owner string) error {
 	addresses.Lock()
 	defer addresses.Unlock()
 	if holder, ok := addresses.owner[ip]; ok {
-		return &AddrInUseError{Addr: ip, Holder: holder, Claimant: owner}
+		return &AddrInUseError{Addr: ip, Holder: holder.owner, Claimant: owner}
 	}
-	if err := ipCommand("addr", "add", ip.String()+"/32", "dev", "lo"); err != nil {
+	if err := ns.ip("addr", "add", fmt.Sprintf("%s/%d", ip, bits), "dev", dev); err != nil {
 		return err
 	}
-	addresses.owner[ip] = owner
+	addresses.owner[ip] = addrHolding{owner: owner, ns: ns, dev: dev, bits: bits}
 	return nil
 }
 
-// claimFree claims the first free address from the given candidates.
-func claimFree(owner string, candidates func(yield func(netip.Addr) bool)) (netip.Addr, error) {
+// claimFree claims the first free address from the given candidates, on lo
+// of ns (nil: the harness namespace).
+func claimFree(ns *netNS, owner string, candidates func(yield func(netip.Addr) bool)) (netip.Addr, error) {
 	for ip := range candidates {
 		addresses.Lock()
 		_, taken := addresses.owner[ip]
@@ -77,7 +93,7 @@ func claimFree(owner string, candidates func(yield func(netip.Addr) bool)) (neti
 			continue
 		}
 		// Another goroutine may win the race for ip; then try the next one.
-		err := claimAddr(ip, owner)
+		err := claimAddrOn(ns, "lo", 32, ip, owner)
 		if err == nil {
 			return ip, nil
 		}
@@ -88,15 +104,20 @@ func claimFree(owner string, candidates func(yield func(netip.Addr) bool)) (neti
 	return netip.Addr{}, fmt.Errorf("no free address left for %s", owner)
 }
 
-// releaseAddr takes ip off lo and frees it for reuse.
+// releaseAddr takes ip off its interface and frees it for reuse. An address
+// in a node namespace that is already gone went with it.
 func releaseAddr(ip netip.Addr) error {
 	addresses.Lock()
 	defer addresses.Unlock()
-	if _, ok := addresses.owner[ip]; !ok {
+	h, ok := addresses.owner[ip]
+	if !ok {
 		return nil
 	}
 	delete(addresses.owner, ip)
-	return ipCommand("addr", "del", ip.String()+"/32", "dev", "lo")
+	if h.ns.closed() {
+		return nil
+	}
+	return h.ns.ip("addr", "del", fmt.Sprintf("%s/%d", ip, h.bits), "dev", h.dev)
 }
 
 // hostsIn yields the addresses .from to .254 of a /24 prefix.

@@ -17,8 +17,11 @@ import (
 var nodeSeq atomic.Int32
 
 // Node is a simulated Kubernetes node: a Ready Node object with no kubelet
-// behind it. Its pods and its InternalIP live in the test binary's network
-// namespace today; the multi-node work will give each Node its own namespace.
+// behind it. By default its InternalIP and its pods live in the harness
+// namespace with everything else. In a cluster started WithNodeNetworks it
+// has its own network namespace: the InternalIP on eth0, bridged to the other
+// nodes, its pods on that namespace's lo, routes to every other node's pod
+// CIDR, and its processes (pods, kube-proxy) running inside it.
 //
 // The Node stays Ready because DefaultControllers leaves out the
 // node-lifecycle controller, which would otherwise wait for heartbeats.
@@ -27,12 +30,15 @@ type Node struct {
 	Name string
 	// Index is the node's number in its cluster, from 1.
 	Index int
-	// IP is the node's InternalIP (10.240.0.K), on lo.
+	// IP is the node's InternalIP (10.240.0.K): on lo of the harness
+	// namespace, or on eth0 of the node's own.
 	IP netip.Addr
 	// PodCIDR is 10.244.<Index>.0/24, where its pods get their IPs.
 	PodCIDR netip.Prefix
 
 	cluster *Cluster
+	netns   *netNS // nil: the harness namespace
+	veth    string // its end of the veth pair in the harness namespace
 }
 
 // AddNode creates a Ready Node with an InternalIP and a pod CIDR. Node names
@@ -54,10 +60,16 @@ func (c *Cluster) AddNode(t testing.TB, name string) *Node {
 	n.PodCIDR = netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 244, byte(n.Index), 0}), 24)
 	k := nodeSeq.Add(1)
 	n.IP = netip.AddrFrom4([4]byte{10, 240, byte(k >> 8), byte(k)})
-	if err := claimAddr(n.IP, "node "+name); err != nil {
+	var err error
+	t.Cleanup(func() { n.remove(t) })
+	if c.network != nil {
+		err = c.network.attach(t, n)
+	} else {
+		err = claimAddr(n.IP, "node "+name)
+	}
+	if err != nil {
 		t.Fatalf("harness: add node %q: %v", name, err)
 	}
-	t.Cleanup(func() { n.remove(t) })
 
 	ctx := t.Context()
 	obj := &corev1.Node{
@@ -98,7 +110,13 @@ func (n *Node) remove(t testing.TB) {
 	ctx, cancel := context.WithTimeout(context.Background(), podStartTimeout)
 	defer cancel()
 	err := n.cluster.client.CoreV1().Nodes().Delete(ctx, n.Name, metav1.DeleteOptions{})
-	if err := errors.Join(ignoreNotFound(err), releaseAddr(n.IP)); err != nil {
+	var netErr error
+	if n.cluster.network != nil {
+		netErr = n.cluster.network.detach(n)
+	} else {
+		netErr = releaseAddr(n.IP)
+	}
+	if err := errors.Join(ignoreNotFound(err), netErr); err != nil {
 		t.Logf("harness: cleaning up node %s: %v", n.Name, err)
 	}
 	n.cluster.mu.Lock()
@@ -115,4 +133,22 @@ func (c *Cluster) node(name string) (*Node, error) {
 		return nil, fmt.Errorf("unknown node %q: add it with Cluster.AddNode first", name)
 	}
 	return n, nil
+}
+
+// HasOwnNetwork reports whether the node has its own network namespace
+// (the cluster was started WithNodeNetworks).
+func (n *Node) HasOwnNetwork() bool { return n.netns != nil }
+
+// Do runs fn on an OS thread inside the node's network namespace (for a node
+// without one, in the harness namespace, as is). Sockets fn opens stay in
+// that namespace, and processes it starts run there. fn runs on another
+// goroutine, so it must return errors rather than call t.Fatal, and it must
+// not resolve names: Go's resolver queries from goroutines of its own, in
+// the harness namespace.
+func (n *Node) Do(fn func() error) error { return n.netns.do(fn) }
+
+// Node returns the node added with AddNode under name, or nil.
+func (c *Cluster) Node(name string) *Node {
+	n, _ := c.node(name)
+	return n
 }

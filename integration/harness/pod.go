@@ -51,8 +51,23 @@ type Port struct {
 	Name string
 	// Port is the number the server listens on at the pod IP.
 	Port int32
-	// Server is what answers on the port.
+	// Server is what answers on the port. A process pod (StartProcessPod)
+	// serves its ports itself and leaves Server empty.
 	Server Server
+	// Protocol is the protocol of a process pod's port; empty means TCP.
+	// Pods with a built-in Server take its protocol and leave this empty.
+	Protocol corev1.Protocol
+}
+
+// protocol is the port's protocol, from its server or its Protocol field.
+func (p Port) protocol() corev1.Protocol {
+	switch {
+	case p.Server != "":
+		return p.Server.Protocol()
+	case p.Protocol != "":
+		return p.Protocol
+	}
+	return corev1.ProtocolTCP
 }
 
 // DefaultPorts are the ports of a pod whose PodSpec lists none.
@@ -90,14 +105,17 @@ type Pod struct {
 	Namespace, Name string
 	// Node is the name of the node the pod is bound to.
 	Node string
-	// IP is the pod IP, on lo.
+	// IP is the pod IP, on lo of its node's network namespace.
 	IP netip.Addr
 	// Ports are the ports the pod serves.
 	Ports []Port
 
 	cluster    *Cluster
+	node       *Node
 	created    bool // the Pod object is ours to delete
-	proc       *Process
+	procMu     sync.Mutex
+	proc       *Process    // the current process; a process pod's changes on restart
+	kubelet    *podKubelet // a process pod's status writer; nil for built-in pods
 	deleteOnce sync.Once
 	deleteErr  error
 }
@@ -136,35 +154,20 @@ func (c *Cluster) TryStartPod(t testing.TB, spec PodSpec) (*Pod, error) {
 	}
 	spec.Ports = slices.Clone(spec.Ports) // the Pod keeps them; callers may reuse theirs
 	key := types.NamespacedName{Namespace: spec.Namespace, Name: spec.Name}
-	if err := validatePodSpec(spec); err != nil {
+	if err := validatePodSpec(spec, false); err != nil {
 		return nil, fmt.Errorf("pod %s: %w", key, err)
 	}
-	node, err := c.node(spec.Node)
+	p, err := c.newPod(spec)
 	if err != nil {
-		return nil, fmt.Errorf("pod %s: %w", key, err)
+		return nil, err
 	}
-	owner := "pod " + key.String()
-	ip := spec.IP
-	if ip.IsValid() {
-		err = claimAddr(ip, owner)
-	} else {
-		ip, err = claimFree(owner, hostsIn(node.PodCIDR, 2))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("pod %s: %w", key, err)
-	}
-	p := &Pod{Namespace: spec.Namespace, Name: spec.Name, Node: node.Name, IP: ip, Ports: spec.Ports, cluster: c}
-	if err := p.start(t, spec, node); err != nil {
+	if err := p.start(t, spec, p.node); err != nil {
 		ctx, cancel := context.WithTimeout(context.Background(), podStartTimeout)
 		defer cancel()
 		return nil, errors.Join(fmt.Errorf("pod %s: %w", key, err), p.delete(ctx))
 	}
 	t.Cleanup(func() {
-		if p.proc.exitedOnItsOwn() && !p.proc.reported.Load() {
-			t.Errorf("harness: %v", p.proc.exitError())
-		} else if t.Failed() {
-			t.Logf("last lines of %s (%s):\n%s", p.proc.Name, p.proc.LogPath, p.proc.Tail(10))
-		}
+		reportProcess(t, p.Process())
 		ctx, cancel := context.WithTimeout(context.Background(), podStartTimeout)
 		defer cancel()
 		if err := p.delete(ctx); err != nil {
@@ -174,9 +177,31 @@ func (c *Cluster) TryStartPod(t testing.TB, spec PodSpec) (*Pod, error) {
 	return p, nil
 }
 
+// newPod claims the pod's IP, free or spec.IP, on lo of its node's
+// namespace.
+func (c *Cluster) newPod(spec PodSpec) (*Pod, error) {
+	key := types.NamespacedName{Namespace: spec.Namespace, Name: spec.Name}
+	node, err := c.node(spec.Node)
+	if err != nil {
+		return nil, fmt.Errorf("pod %s: %w", key, err)
+	}
+	owner := "pod " + key.String()
+	ip := spec.IP
+	if ip.IsValid() {
+		err = claimAddrOn(node.netns, "lo", 32, ip, owner)
+	} else {
+		ip, err = claimFree(node.netns, owner, hostsIn(node.PodCIDR, 2))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("pod %s: %w", key, err)
+	}
+	return &Pod{Namespace: spec.Namespace, Name: spec.Name, Node: node.Name, IP: ip, Ports: spec.Ports, cluster: c, node: node}, nil
+}
+
 // validatePodSpec catches what the apiserver would not, or would catch only
-// after the pod's address was set up.
-func validatePodSpec(spec PodSpec) error {
+// after the pod's address was set up. A process pod's ports have no
+// built-in server.
+func validatePodSpec(spec PodSpec, process bool) error {
 	if spec.Name == "" {
 		return errors.New("PodSpec.Name is required")
 	}
@@ -190,15 +215,21 @@ func validatePodSpec(spec PodSpec) error {
 	seenPort := map[portKey]string{}
 	seenName := map[string]bool{}
 	for _, port := range spec.Ports {
-		switch port.Server {
-		case ServerWhoAmI, ServerTCPEcho, ServerUDPEcho:
-		default:
+		switch {
+		case process && port.Server != "":
+			return fmt.Errorf("port %d: a process pod serves its ports itself; leave Server (%q) empty", port.Port, port.Server)
+		case process && port.Protocol != "" && port.Protocol != corev1.ProtocolTCP && port.Protocol != corev1.ProtocolUDP:
+			return fmt.Errorf("port %d: protocol %q, want TCP or UDP", port.Port, port.Protocol)
+		case process:
+		case port.Protocol != "":
+			return fmt.Errorf("port %d: protocol comes from the server %q; leave Protocol empty", port.Port, port.Server)
+		case port.Server != ServerWhoAmI && port.Server != ServerTCPEcho && port.Server != ServerUDPEcho:
 			return fmt.Errorf("port %d: unknown server %q", port.Port, port.Server)
 		}
 		if port.Port < 1 || port.Port > 65535 {
 			return fmt.Errorf("port %q: number %d is outside 1-65535", port.Name, port.Port)
 		}
-		k := portKey{port.Port, port.Server.Protocol()}
+		k := portKey{port.Port, port.protocol()}
 		if other, dup := seenPort[k]; dup {
 			return fmt.Errorf("port clash: %s port %d is declared twice (as %q and %q)", k.protocol, k.port, other, port.Name)
 		}
@@ -264,12 +295,12 @@ func (p *Pod) runProcess(ctx context.Context, logDir string) error {
 	}
 	defer r.Close()
 	logPath := filepath.Join(logDir, fmt.Sprintf("pod-%s-%s.log", p.Namespace, p.Name))
-	proc, err := startProcess("pod "+p.Namespace+"/"+p.Name, logPath, exe, nil, []string{envPod + "=" + string(cfg)}, w)
+	proc, err := startProcessIn(p.node.netns, "pod "+p.Namespace+"/"+p.Name, logPath, exe, nil, []string{envPod + "=" + string(cfg)}, w)
 	w.Close() // the child holds its own copy; EOF then means it exited
 	if err != nil {
 		return err
 	}
-	p.proc = proc
+	p.setProcess(proc)
 	line := make(chan string, 1)
 	go func() {
 		buf := make([]byte, 4096)
@@ -295,6 +326,9 @@ func (p *Pod) runProcess(ctx context.Context, logDir string) error {
 // call does anything.
 func (p *Pod) delete(ctx context.Context) error {
 	p.deleteOnce.Do(func() {
+		if p.kubelet != nil {
+			p.kubelet.stop()
+		}
 		var err error
 		if p.created {
 			zero := int64(0)
@@ -303,10 +337,30 @@ func (p *Pod) delete(ctx context.Context) error {
 				err = fmt.Errorf("delete Pod object: %w", err)
 			}
 		}
-		if p.proc != nil {
-			p.proc.Stop()
+		if proc := p.Process(); proc != nil {
+			proc.Stop()
 		}
 		p.deleteErr = errors.Join(err, releaseAddr(p.IP))
 	})
 	return p.deleteErr
+}
+
+// reportProcess fails t if proc ended on its own (unless that was reported
+// already), and shows the end of its log if t failed.
+func reportProcess(t testing.TB, proc *Process) {
+	if proc == nil {
+		return
+	}
+	if proc.exitedOnItsOwn() && !proc.reported.Load() {
+		t.Errorf("harness: %v", proc.exitError())
+	} else if t.Failed() {
+		t.Logf("last lines of %s (%s):\n%s", proc.Name, proc.LogPath, proc.Tail(10))
+	}
+}
+
+// setProcess makes proc the pod's current process.
+func (p *Pod) setProcess(proc *Process) {
+	p.procMu.Lock()
+	defer p.procMu.Unlock()
+	p.proc = proc
 }

@@ -32,7 +32,7 @@ func TestValidatePodSpecNamesTheMistake(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := validatePodSpec(tt.spec)
+			err := validatePodSpec(tt.spec, false)
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("got error %v, want none", err)

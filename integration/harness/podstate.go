@@ -24,7 +24,7 @@ const (
 func podObject(spec PodSpec, serviceAccount string) *corev1.Pod {
 	ports := make([]corev1.ContainerPort, 0, len(spec.Ports))
 	for _, p := range spec.Ports {
-		ports = append(ports, corev1.ContainerPort{Name: p.Name, ContainerPort: p.Port, Protocol: p.Server.Protocol()})
+		ports = append(ports, corev1.ContainerPort{Name: p.Name, ContainerPort: p.Port, Protocol: p.protocol()})
 	}
 	return &corev1.Pod{
 		ObjectMeta: metav1.ObjectMeta{Namespace: spec.Namespace, Name: spec.Name, Labels: spec.Labels},
@@ -105,8 +105,12 @@ func (p *Pod) AddrPort(portName string) netip.AddrPort {
 	panic(fmt.Sprintf("harness: pod %s has no port named %q", p.Key(), portName))
 }
 
-// Process is the pod's process.
-func (p *Pod) Process() *Process { return p.proc }
+// Process is the pod's process (a process pod's current one).
+func (p *Pod) Process() *Process {
+	p.procMu.Lock()
+	defer p.procMu.Unlock()
+	return p.proc
+}
 
 // SetReady flips the pod's readiness, as a failing or recovering readiness
 // probe would. The process keeps running either way.

@@ -41,6 +41,21 @@ type Process struct {
 // startProcess starts path with args, logging to logPath. extra files become
 // fds 3, 4, ... in the child; the caller closes its own copies.
 func startProcess(name, logPath, path string, args, env []string, extra ...*os.File) (*Process, error) {
+	// Pdeathsig fires when the forking OS thread ends, which Go only does for
+	// a goroutine that exits locked to its thread; the harness never does
+	// (netNS.do switches a locked thread back before unlocking it).
+	return startProcessAttr(name, logPath, path, args, append(os.Environ(), env...), processAttr(), extra...)
+}
+
+// processAttr are the attributes of every harness process: its own process
+// group, so that Stop ends whatever it started, and death with the harness.
+func processAttr() *syscall.SysProcAttr {
+	return &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+}
+
+// startProcessAttr is startProcess with exactly the environment env and the
+// given process attributes, which should keep those of processAttr.
+func startProcessAttr(name, logPath, path string, args, env []string, attr *syscall.SysProcAttr, extra ...*os.File) (*Process, error) {
 	logFile, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		return nil, err
@@ -48,11 +63,9 @@ func startProcess(name, logPath, path string, args, env []string, extra ...*os.F
 	defer logFile.Close() // the child has its own copy
 	cmd := exec.Command(path, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
-	cmd.Env = append(os.Environ(), env...)
+	cmd.Env = env
 	cmd.ExtraFiles = extra
-	// Pdeathsig fires when the forking OS thread ends, which Go only does for
-	// a goroutine that exits locked to its thread; the harness never does.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	cmd.SysProcAttr = attr
 	if err := cmd.Start(); err != nil {
 		return nil, fmt.Errorf("start %s: %w", name, err)
 	}
