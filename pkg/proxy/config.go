@@ -45,6 +45,11 @@ type Config struct {
 	TablePollInterval time.Duration `description:"How often table-file is checked for changes." export:"true"`
 	ShutdownTimeout   time.Duration `description:"How long in-flight HTTP requests may finish after SIGTERM." export:"true"`
 	LogLevel          string        `description:"Log level: debug, info, warn or error." export:"true"`
+
+	EdgeMetrics           bool    `description:"Edge metrics: requests, latency, connections, bytes and datagrams by source workload, destination service and split backend (docs/observability.md)." export:"true"`
+	AccessLog             string  `description:"Access log of JSON lines, one per HTTP request, TCP connection and UDP session: stdout, stderr or a file path; empty turns it off." export:"true"`
+	AccessLogSampleRatio  float64 `description:"Share of requests, connections and sessions considered for the access log (every n-th), from 0 (exclusive) to 1." export:"true"`
+	AccessLogMaxPerSecond int     `description:"Most access log entries written per second after sampling, so the log never slows the data plane; 0 means no cap." export:"true"`
 }
 
 // DefaultGCPercent is the default GOGC. A proxy's live heap is small (the
@@ -72,6 +77,9 @@ func DefaultConfig() Config {
 		TablePollInterval:     time.Second,
 		ShutdownTimeout:       15 * time.Second,
 		LogLevel:              "info",
+		EdgeMetrics:           true,
+		AccessLogSampleRatio:  1,
+		AccessLogMaxPerSecond: DefaultAccessLogMaxPerSecond,
 	}
 }
 
@@ -113,6 +121,7 @@ func (c Config) Validate() error {
 	if c.TablePollInterval <= 0 && c.TableFile != "" {
 		errs = append(errs, errors.New("table-poll-interval must be positive"))
 	}
+	errs = append(errs, c.validateObservability()...)
 	if _, err := parseLevel(c.LogLevel); err != nil {
 		errs = append(errs, err)
 	}

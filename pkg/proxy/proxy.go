@@ -50,6 +50,7 @@ type Proxy struct {
 	streams []StreamManager
 	metrics *runnerMetrics
 	acl     *accessControl
+	obs     *observability // edge metrics and access log (observability.go)
 
 	mu      sync.Mutex // one Apply at a time
 	applied atomic.Pointer[table.Table]
@@ -69,6 +70,11 @@ func New(cfg Config) (*Proxy, error) {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	p := &Proxy{cfg: cfg, log: logger, reg: reg, metrics: newRunnerMetrics(reg)}
 	p.acl = newAccessControl(reg, logger.With("plane", "acl"))
+	obs, err := newObservability(cfg, reg)
+	if err != nil {
+		return nil, err
+	}
+	p.obs = obs
 	p.http = httpproxy.New(httpproxy.Options{
 		DialTimeout:           cfg.DialTimeout,
 		ResponseHeaderTimeout: cfg.ResponseHeaderTimeout,
@@ -79,6 +85,9 @@ func New(cfg Config) (*Proxy, error) {
 		Logger:                logger.With("plane", "http"),
 		Admit:                 p.acl.admitHTTP,
 		Node:                  cfg.NodeName(),
+		EdgeMetrics:           cfg.EdgeMetrics,
+		Sources:               obs.sources,
+		AccessLog:             obs.log,
 	})
 	p.streams = []StreamManager{
 		tcpproxy.New(tcpproxy.Options{
@@ -89,6 +98,9 @@ func New(cfg Config) (*Proxy, error) {
 			Logger:         logger.With("plane", "tcp"),
 			Admit:          p.acl.admitTCP,
 			Node:           cfg.NodeName(),
+			EdgeMetrics:    cfg.EdgeMetrics,
+			Sources:        obs.sources,
+			AccessLog:      obs.log,
 		}),
 		udpproxy.New(udpproxy.Options{
 			ListenAddress: cfg.ListenAddress,
@@ -97,6 +109,9 @@ func New(cfg Config) (*Proxy, error) {
 			Logger:        logger.With("plane", "udp"),
 			Admit:         p.acl.admitUDP,
 			Node:          cfg.NodeName(),
+			EdgeMetrics:   cfg.EdgeMetrics,
+			Sources:       obs.sources,
+			AccessLog:     obs.log,
 		}),
 	}
 	return p, nil
@@ -195,6 +210,7 @@ func (p *Proxy) Close() error {
 		errs = append(errs, s.Close())
 	}
 	p.http.Close()
+	errs = append(errs, p.obs.close())
 	return errors.Join(errs...)
 }
 

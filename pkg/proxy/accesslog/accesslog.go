@@ -61,6 +61,10 @@ type Logger struct {
 	queue   chan Entry
 	done    chan struct{}
 	once    sync.Once
+	// closing guards queue against a send after Close: a request that
+	// outlived the server's shutdown must not panic the proxy.
+	closing sync.RWMutex
+	closed  bool
 	out     *bufio.Writer
 	written prometheus.Counter
 	dropped *prometheus.CounterVec
@@ -131,6 +135,11 @@ func (l *Logger) Allow() bool {
 
 // Log queues e for writing; it never blocks. Call it only after Allow.
 func (l *Logger) Log(e *Entry) {
+	l.closing.RLock()
+	defer l.closing.RUnlock()
+	if l.closed {
+		return
+	}
 	select {
 	case l.queue <- *e:
 	default:
@@ -143,7 +152,12 @@ func (l *Logger) Close() error {
 	if l == nil {
 		return nil
 	}
-	l.once.Do(func() { close(l.queue) })
+	l.once.Do(func() {
+		l.closing.Lock()
+		l.closed = true
+		close(l.queue)
+		l.closing.Unlock()
+	})
 	<-l.done
 	return nil
 }

@@ -124,3 +124,13 @@ func TestNilLoggerIsOff(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestLogAfterCloseIsDropped(t *testing.T) {
+	var out syncBuffer
+	l := New(Options{Writer: &out})
+	l.Close()
+	l.Log(&Entry{Protocol: "http"}) // a request that outlived shutdown: no panic
+	if out.String() != "" {
+		t.Errorf("written after Close: %q", out.String())
+	}
+}
