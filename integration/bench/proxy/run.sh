@@ -106,6 +106,8 @@ wait_port() {
 
 # cpu_ticks PID: utime+stime in clock ticks.
 cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# core_busy N: busy ticks of core N (everything but idle and iowait).
+core_busy() { awk -v c="cpu$1" '$1 == c {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 rss_mib() { awk '/^VmRSS:/ {printf "%.1f", $2 / 1024}' "/proc/$1/status"; }
 record() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >>"$RAW"; }
 
@@ -201,7 +203,13 @@ run_http() {
 	log "http $cfg rep $rep"
 	timeout $((WARMUP + 30)) taskset -c 1 wrk -t1 -c50 -d"${WARMUP}s" "http://127.0.0.1:$PROXY_PORT/" >/dev/null
 	[ -n "$PROXY_PID" ] && before=$(cpu_ticks "$PROXY_PID")
+	local core0=$(core_busy 0) backend0=$(cpu_ticks "$BACKEND_PID") proxy0=${before:-0}
 	out=$(timeout $((DURATION + 30)) taskset -c 1 wrk -t1 -c50 -d"${DURATION}s" --latency "http://127.0.0.1:$PROXY_PORT/")
+	# Work on the node core that was neither the backend nor the proxy:
+	# other tenants of the machine, and kernel work not charged to a process.
+	local proxy1=0
+	[ -n "$PROXY_PID" ] && proxy1=$(cpu_ticks "$PROXY_PID")
+	record "$cfg" "$rep" other_core0_pct "$(awk -v b=$(($(core_busy 0) - core0 - ($(cpu_ticks "$BACKEND_PID") - backend0) - (proxy1 - proxy0))) -v k="$TCK" -v d="$DURATION" 'BEGIN {printf "%.1f", 100 * b / k / d}')"
 	echo "$out" >"$LOGS/wrk-$cfg-$rep.txt"
 	if echo "$out" | grep -q 'Non-2xx\|Socket errors'; then
 		log "wrk saw errors for $cfg:"; echo "$out" >&2
@@ -323,6 +331,7 @@ main() {
 	load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 
 	start backend "$BIN/backend" -http 127.0.0.1:$BACKEND_HTTP -tcp 127.0.0.1:$BACKEND_TCP
+	BACKEND_PID=$STARTED
 	wait_port $BACKEND_HTTP
 	wait_port $BACKEND_TCP
 
