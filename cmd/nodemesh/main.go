@@ -18,6 +18,9 @@ func commands() []*cli.Command {
 		newProxyCommand(),
 		newDNSCommand(),
 		newVersionCommand(),
+		newCheckCommand(),
+		newStatusCommand(),
+		newTopCommand(),
 	}
 }
 

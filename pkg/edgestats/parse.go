@@ -84,6 +84,8 @@ type Sample struct {
 	EdgeSeries bool
 	// Versions are the table versions the proxies served, by proxy.
 	Versions map[string]uint64
+	// Proxies counts the proxies read.
+	Proxies int
 }
 
 // NewSample returns an empty Sample.
@@ -98,6 +100,7 @@ func (s *Sample) Add(proxy string, r io.Reader) error {
 	if err != nil {
 		return fmt.Errorf("proxy %s metrics: %w", proxy, err)
 	}
+	s.Proxies++
 	if f := fams[TableVersion]; f != nil && len(f.Metric) > 0 && f.Metric[0].Gauge != nil {
 		s.Versions[proxy] = uint64(f.Metric[0].Gauge.GetValue())
 	}
