@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/nodemesh/nodemesh/pkg/dashboard"
 	"github.com/nodemesh/nodemesh/pkg/distribution"
 	"github.com/nodemesh/nodemesh/pkg/smidiscovery"
 	"github.com/nodemesh/nodemesh/pkg/topology"
@@ -60,6 +61,9 @@ func (c *Controller) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET "+PathLive, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(c.metrics.registry, promhttp.HandlerOpts{}))
+	if c.cfg.Dashboard {
+		dashboard.New(dashboard.Options{Kube: c.clients.kube, MeshNamespace: c.cfg.MeshNamespace}).Register(mux)
+	}
 	return mux
 }
 

@@ -48,6 +48,7 @@ type Config struct {
 	ResyncPeriod time.Duration `description:"Informer resync period; 0 turns resyncs off." export:"true"`
 	PatchDNS     bool          `description:"Patch CoreDNS with the mesh domain's rewrite rules." export:"true"`
 	GCPercent    int           `description:"Go GC target percentage (GOGC) of the controller process; lower keeps RSS nearer the live heap at some CPU cost; 0 keeps Go's default ($GOGC, else 100)." export:"true"`
+	Dashboard    bool          `description:"Serve the read-only web dashboard at /dashboard/ on the API port (it lists proxy pods and Events, and scrapes the proxies' metrics)." export:"true"`
 }
 
 // DefaultConfig returns the defaults of every option.

@@ -128,7 +128,8 @@ func newWithClients(cfg Config, opts topology.Options, c clients) *Controller {
 // Run serves the API, discovers SMI, starts the informers, and builds and
 // serves tables until ctx ends. With LeaderElect it also campaigns for the
 // lease and writes shadow Services while it leads; without, it always
-// writes.
+// writes. It returns an error only when the API port cannot be bound; a
+// stop (ctx ending) returns nil.
 func (c *Controller) Run(ctx context.Context) error {
 	defer utilruntime.HandleCrash()
 	defer c.rebuilds.ShutDown()
@@ -145,11 +146,13 @@ func (c *Controller) Run(ctx context.Context) error {
 	defer func() {
 		shutdownCtx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		_ = api.Shutdown(shutdownCtx)
+		if api.Shutdown(shutdownCtx) != nil {
+			_ = api.Close() // long polls still held: cut them, proxies reconnect
+		}
 	}()
 
 	if c.smi, err = c.discover(ctx); err != nil {
-		return err
+		return nil // only a stop ends discovery early
 	}
 	c.smiKnown.Store(true)
 	klog.Info(c.smi.Summary())
@@ -158,7 +161,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	c.src = newSources(c.clients, c.cfg, c.smi, c.handler)
 	c.src.start(ctx.Done())
 	if !cache.WaitForNamedCacheSync("nodemesh-controller", ctx.Done(), c.src.synced...) {
-		return ctx.Err()
+		return nil // stopped before the caches synced
 	}
 	c.synced.Store(true)
 
