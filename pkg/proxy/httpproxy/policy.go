@@ -30,10 +30,17 @@ type routePolicy struct {
 	budget *retryBudget
 }
 
+// noPolicy is the state of every route that keeps none. It is never
+// written to.
+var noPolicy routePolicy
+
 // newRoutePolicy returns the policy state of r, taking over prev's (the
 // route's serving version, or nil) where the policy still asks for it.
 func newRoutePolicy(r *table.HTTPRoute, prev *route, zone string, pm *servicePolicyMetrics) *routePolicy {
 	mw := &r.Middleware
+	if mw.Outlier == nil && mw.Locality == nil && mw.MaxRequests == 0 && (mw.RetryBudget == nil || mw.RetryAttempts <= 1) {
+		return &noPolicy // a plain route: nothing to keep, nothing to allocate
+	}
 	var old *routePolicy
 	if prev != nil {
 		old = prev.pol
