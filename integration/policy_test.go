@@ -48,6 +48,8 @@ func TestTrafficPolicy(t *testing.T) {
 			"nodemesh.io/outlier-consecutive-errors": "2", "nodemesh.io/outlier-max-ejection-percent": "50"},
 		"faulty": {"nodemesh.io/fault-abort-percent": "10", "nodemesh.io/fault-abort-status": "503"},
 		"down":   {"nodemesh.io/retry-attempts": "3"}, // the retry budget is 20% by default
+		// A bad value next to good ones (no pod: the fault answers first).
+		"mixed": {"nodemesh.io/request-timeout": "soon", "nodemesh.io/fault-abort-percent": "100", "nodemesh.io/fault-abort-status": "418"},
 	} {
 		createService(t, c, &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "pol", Name: app, Annotations: annotations},
@@ -62,6 +64,48 @@ func TestTrafficPolicy(t *testing.T) {
 			return endpointsInProxy(t, proxy, svc) == want && send(svc, "/").code == 200
 		})
 	}
+
+	t.Run("a bad value is an error naming its key, on that service only; the rest of its policy applies", func(t *testing.T) {
+		const want = `annotation nodemesh.io/request-timeout="soon": want a Go duration`
+		waitUntil(t, settle, "the error in the status API", func() bool {
+			var st struct {
+				Errors []struct{ Kind, Namespace, Name, Message string }
+			}
+			resp, err := plainHTTP.Get(ctrl.URL + "/api/status/errors")
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			if json.NewDecoder(resp.Body).Decode(&st) != nil {
+				return false
+			}
+			for _, e := range st.Errors {
+				if e.Name != "mixed" && e.Namespace == "pol" {
+					t.Fatalf("an error on another service: %+v", e)
+				}
+				if e.Kind == "Service" && e.Name == "mixed" && strings.HasPrefix(e.Message, want) {
+					return true
+				}
+			}
+			return false
+		})
+		waitUntil(t, settle, "a Warning event on the Service", func() bool {
+			evs, err := c.Client().CoreV1().Events("pol").List(t.Context(), metav1.ListOptions{FieldSelector: "involvedObject.name=mixed"})
+			if err != nil {
+				return false
+			}
+			for _, e := range evs.Items {
+				if e.Type == corev1.EventTypeWarning && strings.HasPrefix(e.Message, want) {
+					return true
+				}
+			}
+			return false
+		})
+		waitUntil(t, settle, "the good keys to apply", func() bool {
+			r := send("mixed", "/")
+			return r.code == 418 && r.fault == "abort"
+		})
+	})
 
 	t.Run("request timeout: 504 at the configured 1s, within 10%, over 200 requests", func(t *testing.T) {
 		results := sendMany(200, 20, "slow", "/?delay=3s")
