@@ -21,6 +21,7 @@ func commands() []*cli.Command {
 		newCheckCommand(),
 		newStatusCommand(),
 		newTopCommand(),
+		newMetricsAPICommand(),
 	}
 }
 
