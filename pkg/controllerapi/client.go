@@ -177,7 +177,13 @@ func (s ServiceProxy) Get(ctx context.Context, path string) ([]byte, int, error)
 		AbsPath("/api/v1/namespaces", s.Namespace, "services", s.Service+":"+s.Port, "proxy", path).
 		Do(ctx).StatusCode(&status).Raw()
 	if err != nil && status >= 400 && len(body) > 0 {
-		// The controller answered with an error status: hand its body on.
+		// An error from the apiserver itself (no endpoints, forbidden)
+		// comes as a v1 Status; anything else is the controller's answer
+		// (a 503 readiness body), handed on.
+		var st struct{ Kind, APIVersion, Message string }
+		if json.Unmarshal(body, &st) == nil && st.Kind == "Status" && st.APIVersion == "v1" {
+			return nil, status, fmt.Errorf("apiserver: %s", st.Message)
+		}
 		return body, status, nil
 	}
 	if err != nil {
