@@ -45,22 +45,20 @@ type Options struct {
 	// Registerer receives nodemesh_proxy_access_log_* counters; nil means
 	// none.
 	Registerer prometheus.Registerer
-	// now is the clock, for tests.
-	now func() time.Time
+	// manualReset leaves the per-second reset to the test.
+	manualReset bool
 }
 
 // Logger is an access log. A nil *Logger logs nothing and Allow is false,
 // so data planes test it once per request.
 type Logger struct {
-	every   uint64
-	max     int64
-	n       atomic.Uint64 // entries offered, for sampling
-	second  atomic.Int64  // the current one-second window (Unix seconds)
-	inSec   atomic.Int64  // entries allowed in that window
-	now     func() time.Time
-	queue   chan Entry
-	done    chan struct{}
-	once    sync.Once
+	every uint64
+	max   int64
+	n     atomic.Uint64 // entries offered, for sampling
+	inSec atomic.Int64  // entries allowed this second; a ticker resets it
+	queue chan Entry
+	done  chan struct{}
+	once  sync.Once
 	// closing guards queue against a send after Close: a request that
 	// outlived the server's shutdown must not panic the proxy.
 	closing sync.RWMutex
@@ -81,13 +79,9 @@ func New(opts Options) *Logger {
 	if opts.QueueSize <= 0 {
 		opts.QueueSize = DefaultQueueSize
 	}
-	if opts.now == nil {
-		opts.now = time.Now
-	}
 	l := &Logger{
 		every: every,
 		max:   int64(opts.MaxPerSecond),
-		now:   opts.now,
 		queue: make(chan Entry, opts.QueueSize),
 		done:  make(chan struct{}),
 		out:   bufio.NewWriterSize(opts.Writer, 64<<10),
@@ -106,7 +100,26 @@ func New(opts Options) *Logger {
 		opts.Registerer.MustRegister(l.written, l.dropped)
 	}
 	go l.run()
+	if l.max > 0 && !opts.manualReset {
+		go l.resetEverySecond()
+	}
 	return l
+}
+
+// resetEverySecond opens a new second's budget of entries. A ticker rather
+// than a clock read in Allow: reading the clock on every request costs
+// more than the rest of Allow.
+func (l *Logger) resetEverySecond() {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-l.done:
+			return
+		case <-t.C:
+			l.inSec.Store(0)
+		}
+	}
 }
 
 // Allow reports whether the entry about to be built should be logged:
@@ -121,10 +134,6 @@ func (l *Logger) Allow() bool {
 	}
 	if l.max <= 0 {
 		return true
-	}
-	sec := l.now().Unix()
-	if w := l.second.Load(); w != sec && l.second.CompareAndSwap(w, sec) {
-		l.inSec.Store(0)
 	}
 	if l.inSec.Add(1) > l.max {
 		l.overRate.Inc()
