@@ -36,6 +36,8 @@ type opsMesh struct {
 	ctrl   *meshController
 	proxy  *proxyProcess
 	client *harness.Pod
+	// http sends from the client pod's IP.
+	http *http.Client
 	// proxyAdmin is the proxy's admin URL.
 	proxyAdmin string
 }
@@ -52,6 +54,8 @@ func startOpsMesh(t *testing.T, edit func(*controller.Config)) *opsMesh {
 		c.StartPod(t, harness.PodSpec{Namespace: "shop", Name: "web-" + v, Node: "node-a", Labels: map[string]string{"app": "web", "version": v}})
 	}
 	m.client = c.StartPod(t, harness.PodSpec{Namespace: "shop", Name: "client", Node: "node-a", Labels: map[string]string{"app": "client"}})
+	m.http = clientFromPod(m.client)
+	t.Cleanup(m.http.CloseIdleConnections)
 	port := []corev1.ServicePort{{Name: "web", Port: 80, TargetPort: intstr.FromString("http")}}
 	for name, sel := range map[string]map[string]string{
 		"web":    {"app": "web"},
@@ -81,13 +85,17 @@ func startOpsMesh(t *testing.T, edit func(*controller.Config)) *opsMesh {
 
 // get sends GET / with Host host to the node's proxy from the client pod's
 // IP, so the proxy names the client as the source.
-func (m *opsMesh) get(host string) (int, error) {
-	req, err := http.NewRequest(http.MethodGet, "http://"+netip.AddrPortFrom(m.node.IP, proxyHTTPPort).String()+"/", nil)
+func (m *opsMesh) get(host string) (int, error) { return m.getPath(host, "/") }
+
+// getPath is get for another path (the whoami server answers
+// /status/<code> with that code).
+func (m *opsMesh) getPath(host, path string) (int, error) {
+	req, err := http.NewRequest(http.MethodGet, "http://"+netip.AddrPortFrom(m.node.IP, proxyHTTPPort).String()+path, nil)
 	if err != nil {
 		return 0, err
 	}
 	req.Host = host
-	resp, err := clientFromPod(m.client).Do(req)
+	resp, err := m.http.Do(req)
 	if err != nil {
 		return 0, err
 	}
@@ -113,15 +121,16 @@ func (m *opsMesh) sendRequests(t *testing.T, host string, n int) {
 	}
 }
 
-// backgroundTraffic sends requests to host until the returned stop is
-// called, at most for limit (bounded, as every load loop).
-func (m *opsMesh) backgroundTraffic(host string, every, limit time.Duration) (stop func() int) {
+// backgroundTraffic sends requests for path to host until the returned
+// stop is called, at most for limit (bounded, as every load loop), and
+// returns how many were answered.
+func (m *opsMesh) backgroundTraffic(host, path string, every, limit time.Duration) (stop func() int) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	done := make(chan int)
 	go func() {
 		n := 0
 		for ctx.Err() == nil {
-			if code, err := m.get(host); err == nil && code == http.StatusOK {
+			if _, err := m.getPath(host, path); err == nil {
 				n++
 			}
 			select {
