@@ -16,31 +16,38 @@ import (
 // does: a response still streaming when it expires is cut. Streaming
 // services should not set one.
 type requestTimeout struct {
-	next http.Handler
-	d    time.Duration
-	body string // the 504 body
+	next  http.Handler
+	d     time.Duration
+	cause *timeoutCause // the context's cause when the deadline passes
 }
 
-// timeoutKey marks a request context whose deadline is the route's
-// request timeout, so errorHandler can say so in the 504.
-type timeoutKey struct{}
+// timeoutCause is the cause of a request context whose deadline was the
+// route's request timeout, so errorHandler can say so in the 504. Carrying
+// it as the context's cause (context.WithTimeoutCause) costs no extra
+// allocation per request, where a context value would.
+type timeoutCause struct{ body string }
+
+func (c *timeoutCause) Error() string { return c.body }
+
+// Unwrap makes the cause a deadline error: net/http hands the cause back as
+// the round trip's error, and errorStatus answers 504 to a deadline.
+func (c *timeoutCause) Unwrap() error { return context.DeadlineExceeded }
 
 func newRequestTimeout(next http.Handler, d time.Duration, svc string) *requestTimeout {
-	return &requestTimeout{next: next, d: d, body: "request timeout " + d.String() + " exceeded for " + svc + "\n"}
+	return &requestTimeout{next: next, d: d, cause: &timeoutCause{body: "request timeout " + d.String() + " exceeded for " + svc + "\n"}}
 }
 
 func (t *requestTimeout) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), t.d)
+	ctx, cancel := context.WithTimeoutCause(r.Context(), t.d, t.cause)
 	defer cancel()
-	t.next.ServeHTTP(w, r.WithContext(context.WithValue(ctx, timeoutKey{}, t)))
+	t.next.ServeHTTP(w, r.WithContext(ctx))
 }
 
 // timeoutBody returns the 504 body of a request whose route timeout
 // expired, "" otherwise.
 func timeoutBody(r *http.Request) string {
-	ctx := r.Context()
-	if t, ok := ctx.Value(timeoutKey{}).(*requestTimeout); ok && ctx.Err() == context.DeadlineExceeded {
-		return t.body
+	if c, ok := context.Cause(r.Context()).(*timeoutCause); ok {
+		return c.body
 	}
 	return ""
 }
