@@ -47,6 +47,8 @@ func TestDecodeRejects(t *testing.T) {
 func FuzzDecode(f *testing.F) {
 	good, _ := Encode(validTable())
 	f.Add(good)
+	withPolicy, _ := Encode(policyTable())
+	f.Add(withPolicy)
 	f.Add([]byte(`{"schema":1}`))
 	f.Add([]byte(`{"schema":1,"http":[{"service":{"namespace":"a","name":"b"},"port":80,"hosts":["b.a.mesh"],"scheme":"h2c","backends":[]}]}`))
 	f.Add([]byte(`null`))
