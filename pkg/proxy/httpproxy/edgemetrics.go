@@ -25,6 +25,7 @@ type edgeMetrics struct {
 	on       bool // edge metrics wanted (else only the access log)
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
+	weights  *prometheus.GaugeVec
 	sources  atomic.Pointer[edges.Sources] // of the committed table
 
 	mu       sync.Mutex
@@ -55,10 +56,37 @@ func newEdgeMetrics(opts *Options) *edgeMetrics {
 		Help:    "Time from request received to response written, by source workload, destination service and backend.",
 		Buckets: durationBuckets,
 	}, httpEdgeLabels)
+	m.weights = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "nodemesh_proxy_split_weight_ratio",
+		Help: "Share of a service's requests its split sends to each backend, as configured (weight / sum of weights of the route's default backends), to compare with the observed share of nodemesh_proxy_edge_http_requests_total.",
+	}, []string{edges.LabelNamespace, edges.LabelService, edges.LabelBackend})
 	if opts.Registerer != nil {
-		opts.Registerer.MustRegister(m.requests, m.duration)
+		opts.Registerer.MustRegister(m.requests, m.duration, m.weights)
 	}
 	return m
+}
+
+// setWeights publishes the configured split of every service of p: its
+// lowest port's default backends (A/B rules aside).
+func (m *edgeMetrics) setWeights(p *Prepared) {
+	first := map[table.ServiceRef]*table.HTTPRoute{}
+	for _, r := range p.routes {
+		if f := first[r.spec.Service]; f == nil || r.spec.Port < f.Port {
+			first[r.spec.Service] = &r.spec
+		}
+	}
+	m.weights.Reset()
+	for svc, r := range first {
+		var total float64
+		for _, b := range r.Backends {
+			total += float64(max(b.Weight, 0))
+		}
+		for _, b := range r.Backends {
+			if total > 0 {
+				m.weights.WithLabelValues(svc.Namespace, svc.Name, b.Service.Name).Set(float64(max(b.Weight, 0)) / total)
+			}
+		}
+	}
 }
 
 // forService returns the edge state of svc, nil when m is nil. It lives
@@ -90,6 +118,7 @@ func (m *edgeMetrics) commit(p *Prepared) {
 	var gone []edges.Source
 	if m.on {
 		gone = edges.Gone(prev, next)
+		m.setWeights(p)
 	}
 	for _, s := range gone {
 		l := prometheus.Labels{edges.LabelSourceNamespace: s.Namespace, edges.LabelSourceWorkload: s.Workload, edges.LabelSourceServiceAccount: s.ServiceAccount}

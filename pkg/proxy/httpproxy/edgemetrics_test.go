@@ -246,3 +246,35 @@ func TestEdgeSeriesFollowTheTable(t *testing.T) {
 		t.Errorf("after the change: %v", got)
 	}
 }
+
+func TestSplitWeightRatio(t *testing.T) {
+	rt, reg := edgeRouter(t, Options{})
+	web := httpRoute("web", 80, backendOf("web-v1", 80), backendOf("web-v2", 20))
+	web8080 := httpRoute("web", 8080, backendOf("other", 1))
+	web8080.Hosts = nil
+	if err := rt.Apply(tableOf(web, web8080, httpRoute("api", 80, backendOf("api", 1)))); err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	mfs, _ := reg.Gather()
+	for _, mf := range mfs {
+		if mf.GetName() == "nodemesh_proxy_split_weight_ratio" {
+			for _, m := range mf.GetMetric() {
+				got[labelString(m)] = m.GetGauge().GetValue()
+			}
+		}
+	}
+	want := map[string]float64{
+		"backend=web-v1,namespace=shop,service=web": 0.8,
+		"backend=web-v2,namespace=shop,service=web": 0.2,
+		"backend=api,namespace=shop,service=api":    1,
+	}
+	if len(got) != len(want) {
+		t.Fatalf("weights %v, want %v", got, want)
+	}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("%s = %v, want %v", k, got[k], v)
+		}
+	}
+}
