@@ -10,6 +10,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -123,7 +124,7 @@ func (m *opsMesh) sendRequests(t *testing.T, host string, n int) {
 
 // backgroundTraffic sends requests for path to host until the returned
 // stop is called, at most for limit (bounded, as every load loop), and
-// returns how many were answered.
+// returns how many were answered; calling it again returns the same.
 func (m *opsMesh) backgroundTraffic(host, path string, every, limit time.Duration) (stop func() int) {
 	ctx, cancel := context.WithTimeout(context.Background(), limit)
 	done := make(chan int)
@@ -140,7 +141,12 @@ func (m *opsMesh) backgroundTraffic(host, path string, every, limit time.Duratio
 		}
 		done <- n
 	}()
-	return func() int { cancel(); return <-done }
+	var once sync.Once
+	var n int
+	return func() int {
+		once.Do(func() { cancel(); n = <-done })
+		return n
+	}
 }
 
 // runNodemesh runs the nodemesh binary with args and returns its stdout,

@@ -156,7 +156,8 @@ function renderGraph(edges) {
     const width = Math.min(8, 1 + Math.log10(1 + l.rps) * 2);
     parts.push(el("svg:path", { class: "edge" + (l.fails > 0 ? " failing" : ""), "stroke-width": width,
       d: `M${x1},${y1} C${(x1 + x2) / 2},${y1} ${(x1 + x2) / 2},${y2} ${x2},${y2}` }));
-    parts.push(el("svg:text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4, "text-anchor": "middle" }, l.rps.toFixed(1) + " rps"));
+    // Labelled near the target, where lines from one node have parted.
+    parts.push(el("svg:text", { x: x2 - 6, y: y2 - 5, "text-anchor": "end" }, l.rps.toFixed(1) + " rps"));
   }
   for (const [id, p] of pos) {
     parts.push(el("svg:g", { class: "node" + (id.startsWith("1:") ? " service" : "") },
