@@ -98,9 +98,9 @@ func BenchmarkInMemoryChainRetry(b *testing.B) {
 
 // BenchmarkInMemoryChainEdgesAccessLogDefault: edge metrics and the access
 // log with the proxy's defaults (every request sampled, at most
-// proxy.DefaultAccessLogMaxPerSecond written per second).
+// proxy.DefaultAccessLogMaxPerSecond, 1,000, written per second).
 func BenchmarkInMemoryChainEdgesAccessLogDefault(b *testing.B) {
-	l := accesslog.New(accesslog.Options{Writer: io.Discard, MaxPerSecond: 100})
+	l := accesslog.New(accesslog.Options{Writer: io.Discard, MaxPerSecond: 1000})
 	defer l.Close()
 	runHandler(b, edgeChainRouter(b, Options{EdgeMetrics: true, AccessLog: l}))
 }
