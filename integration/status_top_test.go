@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nodemesh/nodemesh/integration/harness"
+	"github.com/nodemesh/nodemesh/pkg/shadow"
 	"github.com/nodemesh/nodemesh/pkg/status"
 	"github.com/nodemesh/nodemesh/pkg/top"
 )
@@ -36,10 +38,10 @@ func TestStatusAndTopOnRealTraffic(t *testing.T) {
 		t.Fatalf("status -n shop web: %d services, want 1:\n%s", len(services), out)
 	}
 	web := services[0]
-	shadow := shadowOf(t, m.c, "web--shop")
+	webShadow := shadowOf(t, m.c, "web--shop")
 	if web.MeshNames[0] != "web.shop.mesh" || web.TrafficType != "http" || web.Shadow != "nodemesh/web--shop" ||
-		len(web.ShadowClusterIPs) != 1 || web.ShadowClusterIPs[0] != shadow.Spec.ClusterIP {
-		t.Errorf("web: names %v type %s shadow %s %v; the shadow's ClusterIP is %s", web.MeshNames, web.TrafficType, web.Shadow, web.ShadowClusterIPs, shadow.Spec.ClusterIP)
+		len(web.ShadowClusterIPs) != 1 || web.ShadowClusterIPs[0] != webShadow.Spec.ClusterIP {
+		t.Errorf("web: names %v type %s shadow %s %v; the shadow's ClusterIP is %s", web.MeshNames, web.TrafficType, web.Shadow, web.ShadowClusterIPs, webShadow.Spec.ClusterIP)
 	}
 	if len(web.Endpoints) != 1 || web.Endpoints[0].Node != "node-a" || web.Endpoints[0].Ready != 2 {
 		t.Errorf("web endpoints %+v, want 2 ready on node-a", web.Endpoints)
@@ -73,7 +75,7 @@ func TestStatusAndTopOnRealTraffic(t *testing.T) {
 
 	t.Log("status as text, the service named first and the namespace after")
 	text, _, code := runNodemesh(t, append([]string{"status", "web", "-n", "shop"}, where...)...)
-	for _, want := range []string{"shop/web\n", "mesh names:    web.shop.mesh", "shadow:        nodemesh/web--shop " + shadow.Spec.ClusterIP,
+	for _, want := range []string{"shop/web\n", "mesh names:    web.shop.mesh", "shadow:        nodemesh/web--shop " + webShadow.Spec.ClusterIP,
 		"endpoints:     node-a: 2 ready", "split canary:  web-v1 weight 80 intended 80.0% observed ", "access:        not enforced"} {
 		if code != 0 || !strings.Contains(text, want) {
 			t.Errorf("status text (exit %d) lacks %q:\n%s", code, want, text)
@@ -110,6 +112,24 @@ func TestStatusAndTopOnRealTraffic(t *testing.T) {
 	}
 	if rows[0].rps < rows[1].rps {
 		t.Errorf("not sorted by rps: %+v", rows)
+	}
+
+	t.Log("with a kubeconfig only: the controller through its Service, the proxy through its pod, both by the apiserver")
+	m.exposeController(t)
+	// This pod stands for the proxy process, which listens on every
+	// address, the pod IP included.
+	m.c.StartPod(t, harness.PodSpec{Namespace: "nodemesh", Name: "nodemesh-proxy-node-a", Node: "node-a", Labels: shadow.ProxySelector})
+	kubeconfig := "--kubeconfig=" + m.c.Kubeconfig()
+	out, stderr, code = runNodemesh(t, "status", kubeconfig, "-n", "shop", "web", "-o", "json")
+	services = nil
+	if err := json.Unmarshal([]byte(out), &services); err != nil || code != 0 || len(services) != 1 || services[0].Split == nil || !services[0].Split.Observed {
+		t.Errorf("status through the apiserver: exit %d, %v:\n%s%s", code, err, out, stderr)
+	}
+	stopOK = m.backgroundTraffic("web.shop.mesh", "/", 10*time.Millisecond, 30*time.Second)
+	out, stderr, code = runNodemesh(t, "top", kubeconfig, "--once", "--interval=2s", "-n", "shop")
+	stopOK()
+	if frames := strings.Split(strings.TrimSpace(out), "\n\n"); code != 0 || len(frames) != 1 || len(parseTop(t, frames[0])) != 2 || !strings.Contains(out, "1 proxies") {
+		t.Errorf("top through the apiserver: exit %d\n%s%s", code, out, stderr)
 	}
 
 	t.Log("top --once with another namespace shows no edge")
