@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -151,7 +150,7 @@ func expectCheck(t *testing.T, args []string, failing, want string) {
 		}
 		if matched && len(failed) == wantFailed && (code != 0) == (wantFailed == 1) && len(r.Checks) == 9 {
 			if failing != "" {
-				t.Logf("✘ %s (exit %d)", slices.Concat(failed)[0], code)
+				t.Logf("✘ %s (exit %d)", failed[0], code)
 			}
 			return
 		}
