@@ -54,7 +54,7 @@ func TestEdgeDatagramsAndSessionLog(t *testing.T) {
 		}
 	}
 	src := []string{"shop", "Deployment/client", "client", "test", "dns", "dns-v2"}
-	if up, down := count(m.edges.datagrams, append(src, "to_backend")...), count(m.edges.datagrams, append(src, "to_client")...); up != 3 || down != 3 {
+	if up, down := waitCount(3, m.edges.datagrams, append(src, "to_backend")...), waitCount(3, m.edges.datagrams, append(src, "to_client")...); up != 3 || down != 3 {
 		t.Errorf("edge datagrams to_backend %v to_client %v, want 3 and 3", up, down)
 	}
 	deadline := time.Now().Add(testTimeout)

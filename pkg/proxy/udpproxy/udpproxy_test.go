@@ -119,6 +119,20 @@ func count(vec *prometheus.CounterVec, labels ...string) float64 {
 	return testutil.ToFloat64(vec.WithLabelValues(labels...))
 }
 
+// waitCount waits up to testTimeout for a counter to reach want and
+// returns its last value. The proxy counts a datagram after its write
+// returns, so the peer may read it (and the test go on) a moment before
+// the counter moves; a count read at once would be racy.
+func waitCount(want float64, vec *prometheus.CounterVec, labels ...string) float64 {
+	deadline := time.Now().Add(testTimeout)
+	got := count(vec, labels...)
+	for got != want && time.Now().Before(deadline) {
+		time.Sleep(5 * time.Millisecond)
+		got = count(vec, labels...)
+	}
+	return got
+}
+
 func TestTwoClientsEachGetTheirOwnReplies(t *testing.T) {
 	backend := echoServer(t, "svc")
 	m := newTestManager(t, Options{})
@@ -147,7 +161,7 @@ func TestTwoClientsEachGetTheirOwnReplies(t *testing.T) {
 	if got := count(m.metrics.sessions, "test", "svc"); got != 2 {
 		t.Errorf("sessions opened %v, want 2", got)
 	}
-	if got := count(m.metrics.datagrams, "test", "svc", "to_client"); got != 10 {
+	if got := waitCount(10, m.metrics.datagrams, "test", "svc", "to_client"); got != 10 {
 		t.Errorf("datagrams to clients %v, want 10", got)
 	}
 }
