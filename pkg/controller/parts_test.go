@@ -4,8 +4,10 @@ import (
 	"strings"
 	"testing"
 
+	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 	splitv1alpha2 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha2"
 	splitv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha3"
+	specsscheme "github.com/servicemeshinterface/smi-sdk-go/pkg/gen/client/specs/clientset/versioned/scheme"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
@@ -182,5 +184,18 @@ func TestReasonFor(t *testing.T) {
 		if got := reasonFor(topology.ObjectError{Kind: kind, Message: msg}); got != want {
 			t.Errorf("reasonFor(%q) = %s, want %s", msg, got, want)
 		}
+	}
+}
+
+// TestUDPRouteIsDecodable: the specs clientset must decode a UDPRoute
+// watch event (smi-sdk-go v0.5.0 leaves the kind out of its scheme).
+func TestUDPRouteIsDecodable(t *testing.T) {
+	event := []byte(`{"apiVersion":"specs.smi-spec.io/v1alpha4","kind":"UDPRoute","metadata":{"name":"dns","namespace":"ns"},"spec":{"matches":{"name":"m","ports":[53]}}}`)
+	obj, _, err := specsscheme.Codecs.UniversalDeserializer().Decode(event, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := obj.(*specsv1alpha4.UDPRoute); !ok || r.Name != "dns" {
+		t.Fatalf("decoded %T %+v", obj, obj)
 	}
 }
