@@ -6,6 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/netip"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -22,7 +27,16 @@ import (
 // other nodes from their own IP, and a ClusterIP is translated by the
 // client's node, to every node's pods or, with internalTrafficPolicy Local,
 // to that node's only.
+//
+// Once the cluster's test has ended, no process, link or route of it is left.
 func TestNodeNetworks(t *testing.T) {
+	t.Run("cluster", testNodeNetworks)
+	if left := leftovers(t); len(left) > 0 {
+		t.Errorf("left behind after the cluster's test ended:\n%s", strings.Join(left, "\n"))
+	}
+}
+
+func testNodeNetworks(t *testing.T) {
 	c := harness.Start(t, harness.WithNodeNetworks())
 	createNamespaces(t, c, "shop")
 	names := []string{"node-a", "node-b", "node-c"}
@@ -45,7 +59,7 @@ func TestNodeNetworks(t *testing.T) {
 		if err != nil {
 			t.Fatalf("GET %s from the client pod: %v", pods[name].Name, err)
 		}
-		if who.Pod != pods[name].Name || addrOf(who.Request.RemoteAddr) != client.IP {
+		if who.Pod != pods[name].Name || ipOfAddrPort(who.Request.RemoteAddr) != client.IP {
 			t.Errorf("pod %s answered as %s and saw the request from %s; want itself and %s", pods[name].Name, who.Pod, who.Request.RemoteAddr, client.IP)
 		}
 	}
@@ -76,7 +90,7 @@ func TestNodeNetworks(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if who.Pod != "web-node-a" || addrOf(who.Request.RemoteAddr) != client.IP {
+		if who.Pod != "web-node-a" || ipOfAddrPort(who.Request.RemoteAddr) != client.IP {
 			t.Fatalf("the Local ClusterIP from node-a reached %s, seeing the request from %s; want web-node-a, seeing %s", who.Pod, who.Request.RemoteAddr, client.IP)
 		}
 	}
@@ -95,7 +109,7 @@ func TestKubeProxyWithoutNodeNetworks(t *testing.T) {
 	ip := createWebService(t, c, "web", ptr.To(corev1.ServiceInternalTrafficPolicyLocal))
 	waitUntil(t, settle, "the ClusterIP to answer", func() bool {
 		who, err := getFromPod(t.Context(), client, "http://"+ip.String()+"/", "")
-		return err == nil && who.Pod == "web" && addrOf(who.Request.RemoteAddr) == client.IP
+		return err == nil && who.Pod == "web" && ipOfAddrPort(who.Request.RemoteAddr) == client.IP
 	})
 }
 
@@ -145,11 +159,46 @@ func getFromPod(ctx context.Context, from *harness.Pod, url, host string) (harne
 	return decodeWhoAmI(body)
 }
 
-// addrOf is the IP of a host:port, the zero Addr if it is not one.
-func addrOf(hostport string) netip.Addr {
+// ipOfAddrPort is the IP of a host:port, the zero Addr if it is not one.
+func ipOfAddrPort(hostport string) netip.Addr {
 	ap, err := netip.ParseAddrPort(hostport)
 	if err != nil {
 		return netip.Addr{}
 	}
 	return ap.Addr()
+}
+
+// leftovers lists this test binary's child processes and the node network
+// links and routes in the harness namespace.
+func leftovers(t *testing.T) []string {
+	t.Helper()
+	var left []string
+	stats, err := filepath.Glob("/proc/[0-9]*/stat")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range stats {
+		b, err := os.ReadFile(path)
+		if err != nil {
+			continue // exited meanwhile
+		}
+		// pid (comm) state ppid ...: comm may hold spaces, so split after ")".
+		s := string(b)
+		fields := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+		if len(fields) > 1 && fields[1] == strconv.Itoa(os.Getpid()) {
+			left = append(left, "process "+strings.TrimSpace(s[:strings.LastIndexByte(s, ')')+1]))
+		}
+	}
+	for _, args := range [][]string{{"-o", "link", "show"}, {"route", "show"}} {
+		out, err := exec.Command("ip", args...).Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if strings.Contains(line, "nmbr") || strings.Contains(line, "10.244.") {
+				left = append(left, strings.Join(args, " ")+": "+line)
+			}
+		}
+	}
+	return left
 }

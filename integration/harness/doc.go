@@ -14,14 +14,29 @@
 //     Ready through the status subresource so that the real EndpointSlice
 //     controller publishes it. A pod process is the test binary itself,
 //     re-executed by Main in pod mode.
+//   - Process pods (StartProcessPod) run a program of the test's choosing
+//     (a `nodemesh proxy`, CoreDNS) as a pod's container; a simulated kubelet
+//     gates the Pod's Ready condition on an HTTP readiness probe and follows
+//     the process through Stop, Start and Restart.
+//   - StartKubeProxy runs the real kube-proxy (nftables mode) for a node, so
+//     ClusterIPs work.
 //
-// Address plan inside the namespace (all of it lives on lo):
+// With WithNodeNetworks every node has its own network namespace, made inside
+// the harness namespace and joined to the others by a bridge (see
+// nodeNetwork); its pods, its kube-proxy and its process pods run in it, and
+// Pod.DialContext sends from a pod's own IP in its node's namespace.
+//
+// Address plan (all on lo of the harness namespace unless said otherwise):
 //
 //	127.0.C.1       etcd of cluster C (C counts clusters in this process)
 //	10.239.0.C      kube-apiserver of cluster C (also its advertise address)
 //	10.240.0.K      the InternalIP of the K-th node made in this process
-//	                (10.240.1.0 follows 10.240.0.255)
-//	10.244.N.M/32   pods on node N (1-based per cluster) of a cluster
+//	                (10.240.1.0 follows 10.240.0.255); with node networks on
+//	                eth0/16 of the node's namespace
+//	10.240.255.C    with node networks, the harness namespace's address on
+//	                cluster C's bridge: the nodes' default gateway
+//	10.244.N.M/32   pods on node N (1-based per cluster) of a cluster, on lo
+//	                of the node's namespace when it has one
 //	10.96.0.0/16    the Service cluster IP range (virtual, never on lo)
 //
 // The apiserver does not listen on loopback because Endpoint and EndpointSlice

@@ -13,26 +13,35 @@ func TestValidatePodSpecNamesTheMistake(t *testing.T) {
 	tests := []struct {
 		name    string
 		spec    PodSpec
+		process bool   // validated as a process pod's
 		wantErr string // empty: valid
 	}{
-		{"default ports share 7 across TCP and UDP", PodSpec{Name: "a", Node: "n", Ports: DefaultPorts}, ""},
-		{"no name", PodSpec{Node: "n"}, "PodSpec.Name is required"},
-		{"no node", PodSpec{Name: "a"}, "PodSpec.Node is required"},
+		{"default ports share 7 across TCP and UDP", PodSpec{Name: "a", Node: "n", Ports: DefaultPorts}, false, ""},
+		{"no name", PodSpec{Node: "n"}, false, "PodSpec.Name is required"},
+		{"no node", PodSpec{Name: "a"}, false, "PodSpec.Node is required"},
 		{"same TCP port twice", PodSpec{Name: "a", Node: "n", Ports: []Port{
 			{Name: "http", Port: 80, Server: ServerWhoAmI},
 			{Name: "echo", Port: 80, Server: ServerTCPEcho},
-		}}, `port clash: TCP port 80 is declared twice (as "http" and "echo")`},
+		}}, false, `port clash: TCP port 80 is declared twice (as "http" and "echo")`},
 		{"same name twice", PodSpec{Name: "a", Node: "n", Ports: []Port{
 			{Name: "http", Port: 80, Server: ServerWhoAmI},
 			{Name: "http", Port: 81, Server: ServerWhoAmI},
-		}}, `port name "http" is used twice`},
-		{"port out of range", PodSpec{Name: "a", Node: "n", Ports: []Port{{Name: "http", Port: 0, Server: ServerWhoAmI}}}, "outside 1-65535"},
-		{"unknown server", PodSpec{Name: "a", Node: "n", Ports: []Port{{Name: "x", Port: 1, Server: "ftp"}}}, `unknown server "ftp"`},
-		{"invalid port name", PodSpec{Name: "a", Node: "n", Ports: []Port{{Name: "Not_Valid", Port: 1, Server: ServerTCPEcho}}}, `port name "Not_Valid"`},
+		}}, false, `port name "http" is used twice`},
+		{"port out of range", PodSpec{Name: "a", Node: "n", Ports: []Port{{Name: "http", Port: 0, Server: ServerWhoAmI}}}, false, "outside 1-65535"},
+		{"unknown server", PodSpec{Name: "a", Node: "n", Ports: []Port{{Name: "x", Port: 1, Server: "ftp"}}}, false, `unknown server "ftp"`},
+		{"invalid port name", PodSpec{Name: "a", Node: "n", Ports: []Port{{Name: "Not_Valid", Port: 1, Server: ServerTCPEcho}}}, false, `port name "Not_Valid"`},
+		{"built-in server with a protocol", PodSpec{Name: "a", Node: "n", Ports: []Port{{Name: "dns", Port: 53, Server: ServerUDPEcho, Protocol: corev1.ProtocolUDP}}}, false, "leave Protocol empty"},
+		{"process ports share 53 across TCP and UDP", PodSpec{Name: "a", Node: "n", Ports: []Port{
+			{Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP},
+			{Name: "dns-tcp", Port: 53},
+		}}, true, ""},
+		{"process port with a built-in server", PodSpec{Name: "a", Node: "n", Ports: []Port{{Name: "http", Port: 80, Server: ServerWhoAmI}}}, true, "leave Server"},
+		{"process port with SCTP", PodSpec{Name: "a", Node: "n", Ports: []Port{{Name: "s", Port: 9, Protocol: corev1.ProtocolSCTP}}}, true, `protocol "SCTP"`},
+		{"process port declared twice", PodSpec{Name: "a", Node: "n", Ports: []Port{{Name: "a", Port: 9}, {Name: "b", Port: 9, Protocol: corev1.ProtocolTCP}}}, true, "port clash: TCP port 9"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			err := validatePodSpec(tt.spec, false)
+			err := validatePodSpec(tt.spec, tt.process)
 			switch {
 			case tt.wantErr == "" && err != nil:
 				t.Fatalf("got error %v, want none", err)
