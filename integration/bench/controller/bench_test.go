@@ -36,6 +36,7 @@ type result struct {
 	RSS                       float64
 	HeapInuse                 float64
 	LoadBefore, LoadAfter     string // /proc/loadavg's 1-minute figure
+	EditMisses, ProxyMisses   int    // edits not seen within editTimeout
 	CPUToSteady               time.Duration
 	RestartWrites             float64
 	RestartChanged            int // shadows whose resourceVersion changed across the restart
@@ -168,15 +169,21 @@ func measure(t *testing.T, bin string, n int) (r result) {
 		if _, err := split.SplitV1alpha4().TrafficSplits(benchNS).Update(ctx, ts, metav1.UpdateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		s, ok := servedW.first(start, 10*time.Second, check)
+		// A miss counts as the whole wait (pessimistic) and is reported.
+		s, ok := servedW.first(start, editTimeout, check)
 		if !ok {
-			t.Fatalf("edit %d never served", k)
+			last := servedW.latest()
+			t.Logf("edit %d of %s not served within %s; latest served version %d at %s has weights %v",
+				k, svcName(i), editTimeout, last.table.Version, last.at.Format(time.StampMilli), routeWeights(last.table, svcName(i)))
+			r.EditMisses++
+			s.at = start.Add(editTimeout)
 		}
 		served = append(served, s.at.Sub(start))
-		if at, ok := proxies.wait(10 * time.Second); ok {
+		if at, ok := proxies.wait(editTimeout); ok {
 			applied = append(applied, at.Sub(start))
 		} else {
-			t.Errorf("edit %d not applied on every proxy within 10s", k)
+			r.ProxyMisses++
+			applied = append(applied, editTimeout)
 		}
 	}
 	r.EditP50, r.EditP95, r.EditMax = percentile(served, 50), percentile(served, 95), percentile(served, 100)
@@ -238,6 +245,9 @@ func measure(t *testing.T, bin string, n int) (r result) {
 	}
 	return r
 }
+
+// editTimeout bounds the wait for one edit to be served or applied.
+const editTimeout = 30 * time.Second
 
 // waitSettled waits until the controller leads and has no shadow backlog.
 func waitSettled(t *testing.T, p *controllerProc) {

@@ -274,12 +274,21 @@ func (w *servedWatch) first(since time.Time, timeout time.Duration, ok func(*tab
 		w.mu.Unlock()
 		for ; checked < len(list); checked++ {
 			if s := list[checked]; !s.at.Before(since) && ok(s.table) {
+				w.forget(checked)
 				return s, true
 			}
 		}
 		time.Sleep(time.Millisecond)
 	}
 	return served{}, false
+}
+
+// forget drops the tables before index i: a decoded 3,000-service table
+// is several MB, and the benchmark must not grow with every version.
+func (w *servedWatch) forget(i int) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.tables = append([]served(nil), w.tables[i:]...)
 }
 
 // latest is the last served table.

@@ -88,8 +88,8 @@ func render(rs []result) string {
 		row("start → ready (table served)", "ready", r.N, sec(r.Ready))
 		row("start → all shadow services exist", "shadows", r.N, fmt.Sprintf("%s (%d shadows)", sec(r.AllShadows), r.Shadows))
 		row("Service created during the backlog → its shadow exists", "late", r.N, fmt.Sprintf("%s (%d shadows still to write)", ms(r.LateShadow), r.LateBacklog))
-		row("split weight edit → in served table, p50 / p95", "edit", r.N, fmt.Sprintf("%s / %s (max %s)", ms(r.EditP50), ms(r.EditP95), ms(r.EditMax)))
-		row("same edit applied on every connected proxy, p50 / p99", "proxy", r.N, fmt.Sprintf("%s / %s", ms(r.ProxyP50), ms(r.ProxyP99)))
+		row("split weight edit → in served table, p50 / p95", "edit", r.N, fmt.Sprintf("%s / %s (max %s)%s", ms(r.EditP50), ms(r.EditP95), ms(r.EditMax), misses(r.EditMisses)))
+		row("same edit applied on every connected proxy, p50 / p99", "proxy", r.N, fmt.Sprintf("%s / %s%s", ms(r.ProxyP50), ms(r.ProxyP99), misses(r.ProxyMisses)))
 		row("new Service + endpoints → in served table, p50 / p95", "new", r.N, fmt.Sprintf("%s / %s", ms(r.NewP50), ms(r.NewP95)))
 		row("controller RSS, steady", "rss", r.N, fmt.Sprintf("%.1f MiB (Go heap in use %.1f MiB)", r.RSS, r.HeapInuse))
 		row("controller CPU, start → steady", "cpu", r.N, sec(r.CPUToSteady))
@@ -103,6 +103,14 @@ func render(rs []result) string {
 	b.WriteString("- Populating the cluster is not timed in any figure; the controller starts after it.\n")
 	b.WriteString("- The machine is shared by the apiserver, etcd, the controller and the benchmark itself, and during this run also by other work (see the load average rows: 2 cores), so wall-clock figures include that contention; CPU seconds and write counts do not depend on it.\n")
 	return b.String()
+}
+
+// misses notes edits not seen within editTimeout (counted as that long).
+func misses(n int) string {
+	if n == 0 {
+		return ""
+	}
+	return fmt.Sprintf("; %d not seen within %s, counted as %s", n, editTimeout, editTimeout)
 }
 
 func or(s, def string) string {
