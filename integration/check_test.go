@@ -15,6 +15,7 @@ import (
 
 	"github.com/nodemesh/nodemesh/pkg/check"
 	"github.com/nodemesh/nodemesh/pkg/controller"
+	"github.com/nodemesh/nodemesh/pkg/controllerapi"
 	"github.com/nodemesh/nodemesh/pkg/dns"
 )
 
@@ -75,6 +76,14 @@ func TestCheckFindsEachInjectedFailure(t *testing.T) {
 		t.Fatalf("healthy mesh: exit %d\n%s%s", code, out, stderr)
 	}
 	t.Logf("nodemesh check:\n%s", out)
+	// The proxies line asks every replica, each through its pod.
+	replicas, err := controllerapi.Replicas(ctx, controllerapi.ServiceProxy{Kube: c.Client()})
+	if err != nil || len(replicas) != 1 || replicas[0].Pod != "nodemesh-controller-0" {
+		t.Fatalf("controller replicas: %v %+v", err, replicas)
+	}
+	if n, err := replicas[0].API.Nodes(ctx); err != nil || len(n.Nodes) != 1 {
+		t.Fatalf("nodes through %s: %v %+v", replicas[0].API.Where(), err, n)
+	}
 
 	viaURL := []string{"check", kubeconfig, "--controller-url=" + m.ctrl.URL, "--grace=2s", "-o", "json"}
 

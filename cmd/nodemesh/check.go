@@ -73,10 +73,18 @@ func runCheck(ctx context.Context, cfg *checkConfig) error {
 	if err != nil {
 		return err
 	}
+	var replicas func(context.Context) ([]controllerapi.Replica, error)
+	if cfg.ControllerURL == "" {
+		// Through the apiserver, every replica can be asked in turn.
+		name, port, _ := strings.Cut(cfg.ControllerService, ":")
+		svc := controllerapi.ServiceProxy{Kube: kube, Namespace: cfg.MeshNamespace, Service: name, Port: port}
+		replicas = func(ctx context.Context) ([]controllerapi.Replica, error) { return controllerapi.Replicas(ctx, svc) }
+	}
 	report := check.Run(ctx, check.Options{
 		Kube:          kube,
 		Server:        server,
 		Controller:    ctrl,
+		Replicas:      replicas,
 		MeshNamespace: cfg.MeshNamespace,
 		LeaseName:     cfg.LeaseName,
 		DNSNamespace:  cfg.DNSNamespace,

@@ -71,8 +71,11 @@ type Options struct {
 	Kube kubernetes.Interface
 	// Server fetches the apiserver's version and Date (see HTTPServerInfo).
 	Server func(ctx context.Context) (ServerInfo, error)
-	// Controller reaches the controller API.
+	// Controller reaches the controller API (one replica).
 	Controller *controllerapi.Client
+	// Replicas lists every controller replica, for the proxies check; nil
+	// (or a failure) means Controller alone.
+	Replicas func(ctx context.Context) ([]controllerapi.Replica, error)
 	// MeshNamespace is where the controller, proxies and shadows live.
 	MeshNamespace string
 	// LeaseName and LeaseNamespace name the leader election Lease; ""

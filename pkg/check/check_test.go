@@ -283,3 +283,27 @@ func TestWriteTextAndJSON(t *testing.T) {
 		t.Errorf("JSON round trip: %v %+v", err, back)
 	}
 }
+
+// TestProxiesAcrossReplicas: each replica knows only the proxies polling
+// it, with its own version numbers; a node is fine when any replica sees
+// its proxy up to date.
+func TestProxiesAcrossReplicas(t *testing.T) {
+	w := healthy(t)
+	// Replica 0 (the one reached) saw node-b a minute ago, before it moved.
+	w.nodes.Nodes[1].Connected, w.nodes.Nodes[1].LastSeen, w.nodes.Nodes[1].AppliedVersion = false, now.Add(-time.Minute), 3
+	other := healthy(t)
+	other.nodes = controller.NodesStatus{TableVersion: 9, Nodes: []controller.NodeStatus{
+		{NodeStatus: distribution.NodeStatus{Node: "node-b", AppliedVersion: 9, Ready: true, LastSeen: now, Connected: true}, UpToDate: true},
+	}}
+	o := w.options(t)
+	o.Replicas = func(context.Context) ([]controllerapi.Replica, error) {
+		return []controllerapi.Replica{{Pod: "ctrl-0", API: controllerapi.New(getter{w})}, {Pod: "ctrl-1", API: controllerapi.New(getter{other})}}, nil
+	}
+	if res := Run(t.Context(), o).Checks[4]; res.Name != NameProxies || !res.OK {
+		t.Errorf("node-b up to date on the other replica: %+v", res)
+	}
+	other.nodes.Nodes[0].AppliedVersion = 8
+	if res := Run(t.Context(), o).Checks[4]; res.OK || res.Message != "node-b: proxy on table version 8, the controller serves 9" {
+		t.Errorf("node-b behind on the replica it polls: %+v", res)
+	}
+}

@@ -2,6 +2,7 @@ package check
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/nodemesh/nodemesh/pkg/controller"
+	"github.com/nodemesh/nodemesh/pkg/controllerapi"
 	"github.com/nodemesh/nodemesh/pkg/shadow"
 )
 
@@ -121,35 +123,92 @@ func (s *state) checkProxies(ctx context.Context) Result {
 }
 
 // proxyProblems compares the Ready nodes with the proxies the controller
-// heard from. stale lists the problems that are only a lagging version.
+// replicas heard from. A replica knows only the proxies that poll it and
+// numbers its own table versions, so a node is fine when any replica sees
+// its proxy connected, ready and on that replica's version. stale lists the
+// problems that are only a lagging version.
 func (s *state) proxyProblems(ctx context.Context, nodes []corev1.Node) (problems, stale []string, err error) {
-	status, err := s.o.Controller.Nodes(ctx)
+	views, err := s.nodeViews(ctx)
 	if err != nil {
 		return nil, nil, err
-	}
-	byNode := map[string]controller.NodeStatus{}
-	for _, n := range status.Nodes {
-		byNode[n.Node] = n
 	}
 	now := s.serverNow() // LastSeen is stamped by the controller's clock
 	for _, node := range nodes {
 		if !nodeReady(&node) {
 			continue // no pods run there; its proxy's absence is not the mesh's fault
 		}
-		p, ok := byNode[node.Name]
+		var worst string
+		var worstSeen time.Time
+		isStale, fine := false, false
+		for _, v := range views {
+			p, ok := v.byNode[node.Name]
+			var msg string
+			switch {
+			case !ok:
+				continue
+			case !p.Connected && now.Sub(p.LastSeen) > betweenPolls:
+				msg = fmt.Sprintf("%s: proxy not connected (last seen %s ago)", node.Name, now.Sub(p.LastSeen).Round(time.Second))
+			case !p.Ready:
+				msg = node.Name + ": proxy not ready (no table applied)"
+			case p.AppliedVersion != v.version:
+				msg = fmt.Sprintf("%s: proxy on table version %d, the controller serves %d", node.Name, p.AppliedVersion, v.version)
+			default:
+				fine = true
+			}
+			// Describe the freshest report of a node in trouble.
+			if msg != "" && (worst == "" || p.LastSeen.After(worstSeen)) {
+				worst, worstSeen, isStale = msg, p.LastSeen, p.AppliedVersion != v.version && p.Ready && (p.Connected || now.Sub(p.LastSeen) <= betweenPolls)
+			}
+		}
 		switch {
-		case !ok:
+		case fine:
+		case worst == "":
 			problems = append(problems, node.Name+": no proxy heard from")
-		case !p.Connected && now.Sub(p.LastSeen) > betweenPolls:
-			problems = append(problems, fmt.Sprintf("%s: proxy not connected (last seen %s ago)", node.Name, now.Sub(p.LastSeen).Round(time.Second)))
-		case !p.Ready:
-			problems = append(problems, node.Name+": proxy not ready (no table applied)")
-		case p.AppliedVersion != status.TableVersion:
-			msg := fmt.Sprintf("%s: proxy on table version %d, the controller serves %d", node.Name, p.AppliedVersion, status.TableVersion)
-			problems, stale = append(problems, msg), append(stale, msg)
+		case isStale:
+			problems, stale = append(problems, worst), append(stale, worst)
+		default:
+			problems = append(problems, worst)
 		}
 	}
 	return problems, stale, nil
+}
+
+// nodeView is one replica's /api/status/nodes.
+type nodeView struct {
+	version uint64
+	byNode  map[string]controller.NodeStatus
+}
+
+// nodeViews reads /api/status/nodes of every replica (Options.Replicas),
+// or of the one controller reached when replicas cannot be listed.
+func (s *state) nodeViews(ctx context.Context) ([]nodeView, error) {
+	apis := []*controllerapi.Client{s.o.Controller}
+	if s.o.Replicas != nil {
+		if rs, err := s.o.Replicas(ctx); err == nil && len(rs) > 0 {
+			apis = apis[:0]
+			for _, r := range rs {
+				apis = append(apis, r.API)
+			}
+		}
+	}
+	var views []nodeView
+	var errs []error
+	for _, api := range apis {
+		st, err := api.Nodes(ctx)
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		v := nodeView{version: st.TableVersion, byNode: map[string]controller.NodeStatus{}}
+		for _, n := range st.Nodes {
+			v.byNode[n.Node] = n
+		}
+		views = append(views, v)
+	}
+	if len(views) == 0 {
+		return nil, errors.Join(errs...)
+	}
+	return views, nil
 }
 
 func nodeReady(n *corev1.Node) bool {

@@ -169,12 +169,18 @@ func (s ServiceProxy) withDefaults() ServiceProxy {
 // Get sends GET path through the service proxy.
 func (s ServiceProxy) Get(ctx context.Context, path string) ([]byte, int, error) {
 	s = s.withDefaults()
-	if s.Kube == nil {
+	return proxyGet(ctx, s.Kube, s.Namespace, "services", s.Service+":"+s.Port, path)
+}
+
+// proxyGet sends GET path through the apiserver's proxy subresource of a
+// service or pod.
+func proxyGet(ctx context.Context, kube kubernetes.Interface, namespace, resource, name, path string) ([]byte, int, error) {
+	if kube == nil {
 		return nil, 0, errors.New("no Kubernetes client")
 	}
 	var status int
-	body, err := s.Kube.CoreV1().RESTClient().Get().
-		AbsPath("/api/v1/namespaces", s.Namespace, "services", s.Service+":"+s.Port, "proxy", path).
+	body, err := kube.CoreV1().RESTClient().Get().
+		AbsPath("/api/v1/namespaces", namespace, resource, name, "proxy", path).
 		Do(ctx).StatusCode(&status).Raw()
 	if err != nil && status >= 400 && len(body) > 0 {
 		// An error from the apiserver itself (no endpoints, forbidden)
