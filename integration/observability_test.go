@@ -118,8 +118,9 @@ func TestObservability(t *testing.T) {
 	if p99 := metricOf(e, "p99_response_latency"); p99 <= 0 || p99 > 10_000 {
 		t.Errorf("p99 %v ms", p99)
 	}
-	t.Logf("edge: %v successes, %v failures, p50 %v ms, p99 %v ms, window %v (metrics-api log: %s)",
-		metricOf(e, "success_count"), metricOf(e, "failure_count"), metricOf(e, "p50_response_latency"), metricOf(e, "p99_response_latency"), e.Window.Duration, metricsAPI.Process().LogPath)
+	t.Logf("edge: %v successes, %v failures, p50 %v ms, p90 %v ms, p99 %v ms, window %v (metrics-api log: %s)",
+		metricOf(e, "success_count"), metricOf(e, "failure_count"), metricOf(e, "p50_response_latency"), metricOf(e, "p90_response_latency"),
+		metricOf(e, "p99_response_latency"), e.Window.Duration, metricsAPI.Process().LogPath)
 
 	t.Log("trace context sent by the client arrives at the backend unchanged")
 	trace := http.Header{
