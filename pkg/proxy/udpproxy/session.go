@@ -41,6 +41,9 @@ type listener struct {
 	port  int32
 	conn  *net.UDPConn
 	route atomic.Pointer[route]
+	// dsts is true when conn reports each datagram's destination, so that
+	// replies leave from it (replysource.go).
+	dsts bool
 
 	mu       sync.Mutex
 	sessions map[netip.AddrPort]*session
@@ -54,7 +57,10 @@ type session struct {
 	client   netip.AddrPort
 	endpoint netip.AddrPort
 	backend  *net.UDPConn
-	metrics  routeMetrics
+	// reply is the control message that sends replies from the address
+	// the client sent to; nil when the listener has a single address.
+	reply   []byte
+	metrics routeMetrics
 	// picked is the endpoint chosen by locality (policy.go), released when
 	// the session ends; nil without locality.
 	picked *picked
@@ -93,8 +99,12 @@ func (l *listener) close() {
 // is closed.
 func (l *listener) readLoop() {
 	buf := make([]byte, maxDatagram)
+	var oob []byte
+	if l.dsts {
+		oob = make([]byte, oobSize)
+	}
 	for {
-		n, client, err := l.conn.ReadFromUDPAddrPort(buf)
+		n, oobn, _, client, err := l.conn.ReadMsgUDPAddrPort(buf, oob)
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -103,7 +113,7 @@ func (l *listener) readLoop() {
 			time.Sleep(10 * time.Millisecond) // bounded retry rate on a persistent error
 			continue
 		}
-		s := l.session(client)
+		s := l.session(client, oob[:oobn])
 		if s == nil {
 			continue
 		}
@@ -119,9 +129,11 @@ func (l *listener) readLoop() {
 	}
 }
 
-// session returns client's session, opening one when there is none. It
-// returns nil, having counted the drop, when the datagram must be dropped.
-func (l *listener) session(client netip.AddrPort) *session {
+// session returns client's session, opening one when there is none; oob is
+// the datagram's control message (its destination address, see
+// replysource.go). It returns nil, having counted the drop, when the
+// datagram must be dropped.
+func (l *listener) session(client netip.AddrPort, oob []byte) *session {
 	l.mu.Lock()
 	s := l.sessions[client]
 	l.mu.Unlock()
@@ -155,7 +167,7 @@ func (l *listener) session(client netip.AddrPort) *session {
 			continue
 		}
 		edge, metrics := r.edges.open(client, ep, r.metrics)
-		s = &session{l: l, client: client, endpoint: ep, backend: c, metrics: metrics, picked: chosen, edge: edge}
+		s = &session{l: l, client: client, endpoint: ep, backend: c, reply: replyControl(client, oob), metrics: metrics, picked: chosen, edge: edge}
 		break
 	}
 	if s == nil {
@@ -227,7 +239,7 @@ func (s *session) readReply(rc syscall.RawConn) error {
 			return true
 		}
 		s.last.Store(int64(s.l.mgr.now()))
-		if _, err := s.l.conn.WriteToUDPAddrPort((*bp)[:n], s.client); err == nil {
+		if _, _, err := s.l.conn.WriteMsgUDPAddrPort((*bp)[:n], s.reply, s.client); err == nil {
 			s.metrics.toClient.Inc()
 		}
 		return true

@@ -245,10 +245,17 @@ func (m *Manager) listen(port int32) (*listener, error) {
 	if err != nil {
 		return nil, err
 	}
+	conn := pc.(*net.UDPConn)
+	dsts, err := askDestinations(conn)
+	if err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("asking for datagram destinations: %w", err)
+	}
 	return &listener{
 		mgr:      m,
 		port:     port,
-		conn:     pc.(*net.UDPConn),
+		conn:     conn,
+		dsts:     dsts,
 		sessions: map[netip.AddrPort]*session{},
 	}, nil
 }
