@@ -71,7 +71,7 @@ func TestDashboardInChromium(t *testing.T) {
 	waitFor("the split at 80/20", splitWeightJS("web-v1", 80)+" && "+splitWeightJS("web-v2", 20))
 	waitFor("observed shares", `/observed \d/.test(document.querySelector('[data-split="shop/canary"] [data-backend="web-v2"] .observed').textContent)`)
 	waitFor("the traffic graph", `document.querySelectorAll('#graph path.edge').length >= 2 && document.querySelector('#graph').textContent.includes('shop/Pod/client')`)
-	waitFor("the proxy", `(document.querySelector('[data-node="node-a"]') || {}).textContent?.includes('yes')`)
+	waitFor("the proxy and its pod", `['yes', 'nodemesh-proxy-node-a'].every(s => (document.querySelector('[data-node="node-a"]') || {}).textContent?.includes(s))`)
 	waitFor("the ExternalName service's error", `document.querySelector('#errors').textContent.includes('shop/legacy: not meshable')`)
 	waitFor("its Event", `document.querySelector('#events').textContent.includes('NotMeshable')`)
 

@@ -168,14 +168,28 @@ function renderGraph(edges) {
   svg.replaceChildren(...parts);
 }
 
-function renderProxies(nodes) {
-  const rows = (nodes.nodes || []).map((n) => el("tr", { "data-node": n.node },
-    el("td", {}, n.node), el("td", { class: n.upToDate ? "" : "bad" }, String(n.appliedVersion)),
-    el("td", { class: n.ready ? "ok" : "bad" }, n.ready ? "yes" : "no"),
-    el("td", { class: n.connected ? "ok" : "bad" }, n.connected ? "yes" : "no"),
-    el("td", { class: n.upToDate ? "ok" : "bad" }, n.upToDate ? "yes" : "behind " + nodes.tableVersion),
-    el("td", {}, new Date(n.lastSeen).toLocaleTimeString())));
-  fill(document.querySelector("#proxies tbody"), rows, "no proxy has connected", 6);
+// renderProxies joins what this replica heard from the proxies with the
+// proxy pods (and the table version each serves, from its metrics): with
+// several replicas, a proxy may poll another one.
+function renderProxies(nodes, pods) {
+  const byNode = new Map();
+  for (const n of nodes.nodes || []) byNode.set(n.node, { status: n });
+  for (const p of pods || []) {
+    const row = byNode.get(p.node) || {};
+    row.pod = p;
+    byNode.set(p.node, row);
+  }
+  const yes = (b) => el("td", { class: b ? "ok" : "bad" }, b ? "yes" : "no");
+  const rows = [...byNode.keys()].sort().map((node) => {
+    const { status: n, pod: p } = byNode.get(node);
+    const cells = n ? [
+      el("td", { class: n.upToDate ? "" : "bad" }, String(n.appliedVersion)), yes(n.ready), yes(n.connected),
+      el("td", { class: n.upToDate ? "ok" : "bad" }, n.upToDate ? "yes" : "behind " + nodes.tableVersion),
+      el("td", {}, new Date(n.lastSeen).toLocaleTimeString()),
+    ] : [el("td", { colspan: 5, class: "muted" }, "serving table " + (p.tableVersion || "?") + "; polls another controller replica")];
+    return el("tr", { "data-node": node }, el("td", {}, node), el("td", {}, p ? p.pod : "-"), ...cells);
+  });
+  fill(document.querySelector("#proxies tbody"), rows, "no proxy has connected", 7);
 }
 
 function renderErrors(errs) {
@@ -201,7 +215,7 @@ async function refresh() {
     renderServices(topo);
     renderEdges(edges);
     renderSplits(topo, (edges.edges || []).filter((e) => e.hasTraffic));
-    renderProxies(nodes);
+    renderProxies(nodes, edges.proxies);
     renderErrors(errs);
     if (tick++ % EVENTS_EVERY === 0) {
       getJSON(API.events).then(renderEvents).catch((e) =>
