@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync"
 	"testing"
@@ -85,12 +86,11 @@ func newPodKubelet(t testing.TB, p *Pod, probe *HTTPProbe) *podKubelet {
 	return k
 }
 
-// started records a new process; call it after setProcess.
+// started records the start of a new process; call it before setProcess.
 func (k *podKubelet) started(at time.Time) {
 	k.mu.Lock()
+	defer k.mu.Unlock()
 	k.starts = append(k.starts, StartRecord{Started: at})
-	k.mu.Unlock()
-	k.poke()
 }
 
 // poke makes the loop look again at once.
@@ -208,6 +208,13 @@ func (k *podKubelet) write(ctx context.Context, proc *Process, ready bool, resta
 		_, err = pods.UpdateStatus(ctx, obj, metav1.UpdateOptions{})
 		return err
 	})
+}
+
+// Starts is a copy of the start records.
+func (k *podKubelet) Starts() []StartRecord {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return slices.Clone(k.starts)
 }
 
 // isReady is the Ready condition as last written.

@@ -45,7 +45,7 @@ type ProcessPodSpec struct {
 // passes, not Ready as soon as the process exits (with the container's
 // exit code and restart count). The process can be stopped, started again
 // and restarted in place; the pod keeps its IP throughout, as a container
-// restart does.
+// restart does. The kubelet owns the pod's readiness: do not call SetReady.
 type ProcessPod struct {
 	*Pod
 	spec   ProcessPodSpec
@@ -174,12 +174,15 @@ func (pp *ProcessPod) startProcess() error {
 	n := len(pp.kubelet.Starts())
 	logPath := filepath.Join(pp.logDir, fmt.Sprintf("%s-%s.%d.log", pp.Namespace, pp.Name, n))
 	name := fmt.Sprintf("pod %s/%s (%s)", pp.Namespace, pp.Name, filepath.Base(argv[0]))
+	at := time.Now()
 	proc, err := startProcessEnvIn(pp.node.netns, name, logPath, argv[0], argv[1:], env)
 	if err != nil {
 		return err
 	}
+	// The record first: the kubelet must not see the process without it.
+	pp.kubelet.started(at)
 	pp.setProcess(proc)
-	pp.kubelet.started(time.Now())
+	pp.kubelet.poke()
 	return nil
 }
 
@@ -242,10 +245,3 @@ func (pp *ProcessPod) Ready() bool { return pp.kubelet.isReady() }
 
 // Starts lists every start of the pod's process, oldest first.
 func (pp *ProcessPod) Starts() []StartRecord { return pp.kubelet.Starts() }
-
-// Starts is a copy of the start records.
-func (k *podKubelet) Starts() []StartRecord {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	return slices.Clone(k.starts)
-}
