@@ -87,8 +87,9 @@ func apiserverArgs(a addressing, p *pki) []string {
 		"--requestheader-extra-headers-prefix=X-Remote-Extra-",
 		"--proxy-client-cert-file=" + p.proxyCert,
 		"--proxy-client-key-file=" + p.proxyKey,
-		// No kube-proxy runs, so the aggregator must dial an endpoint IP of
-		// the APIService's Service rather than its cluster IP.
+		// kube-proxy runs only where a test starts one (StartKubeProxy), so
+		// the aggregator must dial an endpoint IP of the APIService's
+		// Service rather than its cluster IP.
 		"--enable-aggregator-routing=true",
 		"--profiling=false",
 		"--v=1",
