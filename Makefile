@@ -18,6 +18,10 @@ build:
 tools:
 	@integration/tools/build.sh >/dev/null
 
+## demo: the mesh on a real control plane, with live traffic through an 80/20 split
+demo:
+	@integration/demo.sh
+
 ## test: every unit and integration test, building what they need
 test: build
 	@dir=$$(integration/tools/build.sh) && \
@@ -30,6 +34,7 @@ unit:
 ## lint: go vet and a gofmt check
 lint:
 	$(GO) vet ./...
+	$(GO) vet -tags demo ./integration
 	@out=$$(gofmt -l cmd pkg integration); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 ## bench: the proxy and controller benchmarks (installs HAProxy, nginx and wrk from Debian when missing)
