@@ -7,6 +7,8 @@ import (
 
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation"
+
+	"github.com/nodemesh/nodemesh/pkg/shadow"
 )
 
 // Defaults of Options. They match the controller's flags.
@@ -161,6 +163,8 @@ func cleanRules(rules []ExactRule) ([]ExactRule, error) {
 // is not named "<name>--<namespace>", or the generic answer rewrite, which
 // splits the shadow name at its last "--", would split it wrongly because
 // the namespace holds "--".
-func NeedsExactRule(svc types.NamespacedName, shadow string) bool {
-	return shadow != svc.Name+"--"+svc.Namespace || strings.Contains(svc.Namespace, "--")
+// The predicate lives in pkg/shadow, so that the topology's DNS rewrites
+// (which must not depend on this client package) agree with the patcher.
+func NeedsExactRule(svc types.NamespacedName, shadowName string) bool {
+	return shadow.NeedsExactDNSRule(svc, shadowName)
 }

@@ -84,6 +84,16 @@ func IsPlain(source types.NamespacedName, name string) bool {
 	return name == PlainName(source)
 }
 
+// NeedsExactDNSRule reports whether the mesh name of source, whose shadow is
+// called name, needs its own DNS rewrite rule: the generic rules get it
+// wrong when the shadow name is not the plain one, or when the namespace
+// holds "--", since the generic answer rewrite splits the shadow name at
+// its last "--" ("api--team--a" would answer as "api--team.a"). The DNS
+// patcher and the topology's DNS rewrites both use it.
+func NeedsExactDNSRule(source types.NamespacedName, name string) bool {
+	return !IsPlain(source, name) || strings.Contains(source.Namespace, "--")
+}
+
 func compareNN(a, b types.NamespacedName) int {
 	if c := strings.Compare(a.Namespace, b.Namespace); c != 0 {
 		return c

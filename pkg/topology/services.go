@@ -164,12 +164,13 @@ func (b *builder) allocatePorts(services []*Service) {
 	}
 }
 
-// dnsRewrites lists an exact rule per host name of every service whose shadow
-// name is not the plain one the regex rule produces.
+// dnsRewrites lists an exact rule per host name of every service the generic
+// rewrite rules get wrong (shadow.NeedsExactDNSRule): a shadow name that is
+// not the plain one, or a namespace holding "--".
 func (b *builder) dnsRewrites(services []*Service) []DNSRewrite {
 	var out []DNSRewrite
 	for _, svc := range services {
-		if shadow.IsPlain(svc.Key(), svc.ShadowName) {
+		if !shadow.NeedsExactDNSRule(svc.Key(), svc.ShadowName) {
 			continue
 		}
 		for _, host := range append([]string{svc.MeshName}, svc.Aliases...) {
