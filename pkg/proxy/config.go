@@ -43,6 +43,7 @@ type Config struct {
 
 	WatchWait         time.Duration `description:"Long-poll duration asked of the controller." export:"true"`
 	TablePollInterval time.Duration `description:"How often table-file is checked for changes." export:"true"`
+	ShutdownDelay     time.Duration `description:"After SIGTERM, how long the proxy keeps serving with /ready failing, so kube-proxy stops sending it new connections before it closes its listeners. Keep it above the readiness probe's period times its failure threshold plus kube-proxy's sync delay." export:"true"`
 	ShutdownTimeout   time.Duration `description:"How long in-flight HTTP requests may finish after SIGTERM." export:"true"`
 	LogLevel          string        `description:"Log level: debug, info, warn or error." export:"true"`
 
@@ -75,6 +76,7 @@ func DefaultConfig() Config {
 		UDPIdleTimeout:        udpproxy.DefaultIdleTimeout,
 		WatchWait:             distribution.DefaultWait,
 		TablePollInterval:     time.Second,
+		ShutdownDelay:         5 * time.Second,
 		ShutdownTimeout:       15 * time.Second,
 		LogLevel:              "info",
 		EdgeMetrics:           true,

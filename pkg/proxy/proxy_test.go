@@ -27,6 +27,7 @@ func testConfig() Config {
 	c.HTTPPort, c.AdminPort = 0, 0
 	c.TableFile = "unused"
 	c.TCPConnectTimeout = time.Second
+	c.ShutdownDelay = 0 // TestShutdownDrains sets its own
 	return c
 }
 

@@ -9,6 +9,7 @@ import (
 	"runtime"
 	"runtime/debug"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/nodemesh/nodemesh/pkg/distribution"
@@ -57,15 +58,17 @@ func (p *Proxy) Run(ctx context.Context) error {
 		ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
 		IdleTimeout:       p.cfg.ClientIdleTimeout,
 	})
+	var draining atomic.Bool
 	adminSrv := &http.Server{
-		Handler:           admin.Handler(admin.Options{Applied: p.Applied, Gatherer: p.reg, State: p.State}),
+		Handler:           admin.Handler(admin.Options{Applied: p.Applied, Draining: draining.Load, Gatherer: p.reg, State: p.State}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	errc := make(chan error, 3)
 	go func() { errc <- serve("http", httpSrv, p.httpL) }()
 	go func() { errc <- serve("admin", adminSrv, p.adminL) }()
 
-	srcCtx, stopSource := context.WithCancel(ctx)
+	// The source outlives ctx during the drain; it stops with stopSource.
+	srcCtx, stopSource := context.WithCancel(context.WithoutCancel(ctx))
 	defer stopSource()
 	go func() { errc <- p.runSource(srcCtx) }()
 	p.log.Info("proxy started", "node", p.cfg.NodeName(), "http", p.httpL.Addr().String(), "admin", p.adminL.Addr().String())
@@ -73,6 +76,17 @@ func (p *Proxy) Run(ctx context.Context) error {
 	var err error
 	select {
 	case <-ctx.Done():
+		// Lame duck: fail /ready but keep serving (and keep following the
+		// controller) for ShutdownDelay, so the pod leaves the shadow
+		// services' endpoints before a single new connection is refused.
+		if p.cfg.ShutdownDelay > 0 && p.Applied() != nil {
+			draining.Store(true)
+			p.log.Info("draining before shutdown", "delay", p.cfg.ShutdownDelay.String())
+			select {
+			case <-time.After(p.cfg.ShutdownDelay):
+			case err = <-errc:
+			}
+		}
 	case err = <-errc:
 	}
 	stopSource()

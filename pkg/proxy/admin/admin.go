@@ -32,6 +32,10 @@ type Options struct {
 	Applied func() *table.Table
 	// Gatherer is scraped by /metrics.
 	Gatherer prometheus.Gatherer
+	// Draining reports that the proxy is shutting down: /ready then fails
+	// so that the pod leaves its Services' endpoints while the proxy still
+	// serves. nil means never.
+	Draining func() bool
 	// State returns the data planes' live traffic-policy state (outlier
 	// ejections, in-flight counts), served by /config?state; nil serves
 	// none.
@@ -55,6 +59,10 @@ func Handler(opts Options) http.Handler {
 	mux.HandleFunc("GET /ready", func(w http.ResponseWriter, _ *http.Request) {
 		if opts.Applied() == nil {
 			text(w, http.StatusServiceUnavailable, "not ready: no routing table applied yet\n")
+			return
+		}
+		if opts.Draining != nil && opts.Draining() {
+			text(w, http.StatusServiceUnavailable, "not ready: shutting down, draining connections\n")
 			return
 		}
 		text(w, http.StatusOK, "ready\n")
