@@ -111,3 +111,27 @@ func TestClass(t *testing.T) {
 		}
 	}
 }
+
+func TestRemoteIP(t *testing.T) {
+	for remote, want := range map[string]string{
+		"10.244.1.5:40000":      "10.244.1.5",
+		"0.0.0.0:1":             "0.0.0.0",
+		"255.255.255.255:65535": "255.255.255.255",
+		"[fd00::1]:80":          "fd00::1",
+		"[::ffff:10.0.0.1]:80":  "::ffff:10.0.0.1",
+		"10.244.1.5":            "", // no port: not a RemoteAddr
+		"10.244.1:80":           "",
+		"10.244.1.256:80":       "",
+		"10.244.01.5:80":        "10.244.1.5", // leading zero: harmless here, it only misses the index
+		"10..1.5:80":            "",
+		"1.2.3.4.5:80":          "",
+		"1000.2.3.4:80":         "",
+		"":                      "",
+		"web:80":                "",
+	} {
+		addr, ok := remoteIP(remote)
+		if got := addr.String(); (want == "") == ok || (ok && got != want) {
+			t.Errorf("remoteIP(%q) = %s, %v; want %q", remote, got, ok, want)
+		}
+	}
+}
