@@ -154,7 +154,9 @@ func httpTable(w *bufio.Writer, d data) {
 			continue
 		}
 		vsHA := "—"
-		if c.key != "direct" && c.key != "haproxy" && haAdded.ok {
+		// A ratio to HAProxy's added p99 means something only when
+		// HAProxy added latency at all; on a disturbed run it may not.
+		if c.key != "direct" && c.key != "haproxy" && haAdded.ok && haAdded.med > 0 {
 			if added := d.paired(c.key, "direct", "p99_us", minus); added.ok {
 				vsHA = fmt.Sprintf("%.2f", added.med/haAdded.med)
 			}
@@ -250,7 +252,7 @@ func targets(w *bufio.Writer, d data) {
 	row("CPU ≤ 33 ms per 1,000 requests", d.stat("nodemesh", "cpu_ms_per_1k"), 1, func(v float64) bool { return v <= 33 })
 	haAdded := d.paired("haproxy", "direct", "p99_us", minus)
 	nmAdded := d.paired("nodemesh", "direct", "p99_us", minus)
-	if haAdded.ok && nmAdded.ok {
+	if haAdded.ok && nmAdded.ok && haAdded.med > 0 {
 		r := summarise([]float64{nmAdded.med / haAdded.med})
 		row("added p99 ≤ 1.5× HAProxy's", r, 2, func(v float64) bool { return v <= 1.5 })
 	}
