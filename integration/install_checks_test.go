@@ -240,6 +240,7 @@ func checkRBAC(t *testing.T, c *harness.Cluster) {
 		{ctrlSA, "delete services -n nodemesh", true},
 		{ctrlSA, "update services -n nodemesh", true},
 		{ctrlSA, "create events -n default", true},
+		{ctrlSA, "list events -A", true}, // the dashboard's Events panel
 		{ctrlSA, "update leases.coordination.k8s.io/nodemesh-controller -n nodemesh", true},
 		{ctrlSA, "update configmaps/coredns -n kube-system", true},
 		{ctrlSA, "update deployments.apps/coredns -n kube-system", true},
@@ -255,6 +256,7 @@ func checkRBAC(t *testing.T, c *harness.Cluster) {
 		{ctrlSA, "update leases.coordination.k8s.io/kube-scheduler -n kube-system", false},
 		{ctrlSA, "create trafficsplits.split.smi-spec.io -n default", false},
 		{ctrlSA, "delete pods -n default", false},
+		{ctrlSA, "delete events -n default", false},
 		{ctrlSA, "get services -n default", false},
 		{ctrlSA, "patch services -n nodemesh", false},
 		{proxySA, "list services -A", false},
