@@ -164,13 +164,17 @@ func implementsText(t reflect.Type) bool {
 	return reflect.PointerTo(t).Implements(reflect.TypeOf((*textUnmarshaler)(nil)).Elem())
 }
 
-// toKebab turns "WatchNamespaces" into "watch-namespaces" and "HTTPPort"
-// into "http-port".
+// toKebab turns "WatchNamespaces" into "watch-namespaces", "HTTPPort"
+// into "http-port" and "ProxyURLs" into "proxy-urls".
 func toKebab(s string) string {
 	r := []rune(s)
+	// pluralAcronym: an upper-case run ending in a plural "s" ("URLs").
+	pluralAcronym := func(i int) bool {
+		return i+1 < len(r) && r[i+1] == 's' && (i+2 == len(r) || unicode.IsUpper(r[i+2]))
+	}
 	var b strings.Builder
 	for i, c := range r {
-		if unicode.IsUpper(c) && i > 0 && (unicode.IsLower(r[i-1]) || (i+1 < len(r) && unicode.IsLower(r[i+1]) && unicode.IsUpper(r[i-1]))) {
+		if unicode.IsUpper(c) && i > 0 && (unicode.IsLower(r[i-1]) || (i+1 < len(r) && unicode.IsLower(r[i+1]) && unicode.IsUpper(r[i-1]) && !pluralAcronym(i))) {
 			b.WriteByte('-')
 		}
 		b.WriteRune(unicode.ToLower(c))
