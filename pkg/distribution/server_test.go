@@ -1,6 +1,7 @@
 package distribution
 
 import (
+	"bytes"
 	"compress/gzip"
 	"io"
 	"net/http"
@@ -249,5 +250,23 @@ func waitFor(t *testing.T, cond func() bool) {
 			t.Fatal("condition not met within 10s")
 		}
 		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+// TestPublishedBodyIsTheEncodedTable checks that the version spliced into
+// the served bytes gives exactly what encoding the versioned table gives.
+func TestPublishedBodyIsTheEncodedTable(t *testing.T) {
+	srv := NewServer(ServerOptions{InitialVersion: 12345})
+	tb := &table.Table{Schema: table.SchemaVersion, ACL: true, Pods: []table.Pod{{IP: "10.244.1.2", Namespace: "ns", Name: "p", ServiceAccount: "sa"}}}
+	srv.Publish(tb)
+	want, err := table.Encode(srv.Current())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.mu.Lock()
+	got := srv.snap.body
+	srv.mu.Unlock()
+	if !bytes.Equal(got, want) {
+		t.Fatalf("served body\n%s\nwant\n%s", got, want)
 	}
 }
