@@ -192,13 +192,13 @@ func TestMultiNodeMesh(t *testing.T) {
 // restart (open at that instant), between the restart and the new proxy's
 // Ready, and after it.
 //
-// None may fail after Ready, nor on the control node. Between the restart and
-// Ready, kube-proxy keeps sending new connections to the pod IP until the old
-// process has exited, the Pod is not Ready and kube-proxy has synced (at most
-// once a second). Meanwhile the old proxy has closed its listener at SIGTERM
-// (those connections are refused), and the new one listens before it has a
-// table (those get 404 "no route"). The test allows exactly these two
-// failures there, counts them, and fails on any other (docs/multinode.md).
+// None may fail after Ready, nor on the control node, nor while the proxy
+// is down: at SIGTERM the proxy fails /ready but keeps serving for its
+// --shutdown-delay (lame duck), so the pod leaves the shadow endpoints
+// before its listeners close. A connection started while no local proxy is
+// Ready waits (kube-proxy drops its SYN, TCP resends it) and is served once
+// the new one is Ready; the slowest such request is reported. Only a
+// connection open at the restart may fail, as the issue allows.
 func restartUnderLoad(t *testing.T, nodes []*meshNode, restarted, control *meshNode) {
 	l := startMeshLoad(t.Context(), nodes, []*meshNode{restarted, control}, 3, 20*time.Millisecond, 4000, 90*time.Second)
 	time.Sleep(2 * time.Second) // steady state first
@@ -255,8 +255,8 @@ func restartUnderLoad(t *testing.T, nodes []*meshNode, restarted, control *meshN
 	if after.sent == 0 || ctl.sent == 0 {
 		t.Fatalf("the load did not run through the restart: %d requests after Ready, %d on the control node", after.sent, ctl.sent)
 	}
-	if n := during.kinds["other"]; n > 0 {
-		t.Errorf("%d requests started while the proxy restarted failed other than by a refused connect or a proxy without a table", n)
+	if during.failed > 0 {
+		t.Errorf("%d of %d requests started while the proxy restarted failed %v; want none (the drain should keep kube-proxy off a closing proxy)", during.failed, during.sent, during.kinds)
 	}
 	if after.failed > 0 {
 		t.Errorf("%d of %d requests started after the restarted proxy was Ready failed; want none", after.failed, after.sent)
