@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"regexp"
 
+	"github.com/nodemesh/nodemesh/pkg/httpmatch"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -178,13 +179,13 @@ func (s *StreamRule) Check(src *table.Identity) Reason {
 // matcherCache shares compiled matches and regular expressions between the
 // routes of one table, and hands them on to the next table's Compile.
 type matcherCache struct {
-	matchers map[string]*matcher
+	matchers map[string]*httpmatch.Matcher
 	regexps  map[string]*regexp.Regexp
 	old      *matcherCache
 }
 
 func newMatcherCache(old *matcherCache) *matcherCache {
-	return &matcherCache{matchers: map[string]*matcher{}, regexps: map[string]*regexp.Regexp{}, old: old}
+	return &matcherCache{matchers: map[string]*httpmatch.Matcher{}, regexps: map[string]*regexp.Regexp{}, old: old}
 }
 
 // regexp compiles expr once per table, reusing the previous table's.

@@ -4,7 +4,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"regexp"
 	"strings"
 	"testing"
 
@@ -211,6 +210,9 @@ func TestCompileReusesThePreviousTablesMatchers(t *testing.T) {
 }
 
 func TestAllowPathDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts are meaningless under the race detector")
+	}
 	rule := compileOne(t, webRoute())
 	reqs := []*http.Request{request("GET", "/api/items"), request("POST", "/x", "X-Csrf", "t")}
 	for _, r := range reqs {
@@ -253,30 +255,5 @@ func TestReasonNames(t *testing.T) {
 	}
 	if len(DenyReasons()) != len(want)-1 {
 		t.Errorf("DenyReasons() = %v", DenyReasons())
-	}
-}
-
-func TestPathTestAgreesWithTheRegexp(t *testing.T) {
-	exprs := []struct {
-		pathRegex string
-		literal   bool // tested without the regexp
-	}{
-		{"^/api", true}, {"/api", true}, {"^/healthz$", true}, {`^/a\.json$`, true},
-		{"^/a|/b", false}, {"(?i)^/api", false}, {"^/api/.*", false}, {"^/api$|^/x", false},
-		{"^/ap[iI]", false}, {"", false}, {"^$", false}, {"^/api(/|$)", false},
-	}
-	paths := []string{"/", "/api", "/api/", "/API", "/apix", "/x/api", "/healthz", "/healthz/", "/a.json", "/aXjson", "/b", "/x/b", ""}
-	for _, e := range exprs {
-		expr := "^(?:" + e.pathRegex + ")"
-		re := regexp.MustCompile(expr)
-		pt := newPathTest(expr, re)
-		if (pt.re == nil) != e.literal {
-			t.Errorf("%q: tested as literal %v, want %v", e.pathRegex, pt.re == nil, e.literal)
-		}
-		for _, p := range paths {
-			if got, want := pt.match(p), re.MatchString(p); got != want {
-				t.Errorf("%q on %q: %v, regexp says %v", e.pathRegex, p, got, want)
-			}
-		}
 	}
 }

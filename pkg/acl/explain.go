@@ -6,6 +6,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/nodemesh/nodemesh/pkg/httpmatch"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -26,7 +27,7 @@ func HTTPDenial(reason Reason, src netip.Addr, id *table.Identity, route *table.
 		b.WriteString(" route ")
 		b.WriteString(shown(r.Method))
 		b.WriteByte(' ')
-		b.WriteString(shown(requestPath(r)))
+		b.WriteString(shown(httpmatch.Path(r)))
 	}
 	return b.String()
 }

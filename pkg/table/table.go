@@ -95,8 +95,9 @@ type HTTPRoute struct {
 // HTTPMatch selects requests. Every set field must hold (AND); an empty
 // HTTPMatch matches every request.
 type HTTPMatch struct {
-	// PathRegex is a Go regular expression anchored at the start of the path
-	// (the proxy adds "^" when missing).
+	// PathRegex is a Go regular expression anchored at the start of the path,
+	// every alternative of it (httpmatch.Anchor: one not anchored as a whole
+	// is read as "^(?:expr)").
 	PathRegex string `json:"pathRegex,omitempty"`
 	// Methods are upper-case method names; "*" or empty means any.
 	Methods []string `json:"methods,omitempty"`

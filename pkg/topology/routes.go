@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/nodemesh/nodemesh/pkg/httpmatch"
 	"github.com/nodemesh/nodemesh/pkg/table"
 	specsv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/specs/v1alpha4"
 )
@@ -44,16 +45,13 @@ func (b *builder) buildHTTPRouteGroups() []*HTTPRouteGroup {
 }
 
 // httpMatch validates and normalises one SMI match: the path regex anchored
-// at the start, "*" among methods meaning any (empty), header regexes
+// at the start, every alternative of it (httpmatch.Anchor), "*" among methods meaning any (empty), header regexes
 // compiled and sorted by header name.
 func httpMatch(m specsv1alpha4.HTTPMatch) (table.HTTPMatch, error) {
 	var out table.HTTPMatch
 	if m.PathRegex != "" {
-		path := m.PathRegex
-		if !strings.HasPrefix(path, "^") {
-			path = "^" + path
-		}
-		if _, err := regexp.Compile(path); err != nil {
+		path, err := httpmatch.Anchor(m.PathRegex) // refuses what regexp.Compile refuses
+		if err != nil {
 			return out, fmt.Errorf("pathRegex %q: %v", m.PathRegex, err)
 		}
 		out.PathRegex = path

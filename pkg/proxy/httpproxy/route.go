@@ -6,8 +6,6 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"regexp"
-	"strings"
 	"time"
 
 	"github.com/vulcand/oxy/v2/cbreaker"
@@ -15,6 +13,7 @@ import (
 	"github.com/vulcand/oxy/v2/roundrobin"
 	"github.com/vulcand/oxy/v2/utils"
 
+	"github.com/nodemesh/nodemesh/pkg/httpmatch"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -44,7 +43,7 @@ func (rt *Router) buildRoute(r *table.HTTPRoute, prev *route, zone string) (*rou
 	for i := range r.Matches {
 		m := &r.Matches[i]
 		var rule matchRule
-		if rule.match, err = compileMatch(m.Match); err != nil {
+		if rule.match, err = httpmatch.Compile(m.Match, nil); err != nil {
 			return nil, fmt.Errorf("match %q: %w", m.Name, err)
 		}
 		if rule.backends, err = rt.backends(pol, m.Backends, r, fwd); err != nil {
@@ -117,91 +116,19 @@ type selector struct {
 }
 
 type matchRule struct {
-	match    *matcher
+	match    *httpmatch.Matcher
 	backends http.Handler // *backendSet, or *balancedBackends with a policy
 }
 
 func (s *selector) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	path := httpmatch.Path(r)
 	for i := range s.rules {
-		if s.rules[i].match.matches(r) {
+		if s.rules[i].match.Match(r, path) {
 			s.rules[i].backends.ServeHTTP(w, r)
 			return
 		}
 	}
 	s.def.ServeHTTP(w, r)
-}
-
-// matcher is a compiled table.HTTPMatch.
-type matcher struct {
-	path    *regexp.Regexp // nil: any path
-	methods []string       // nil: any method
-	headers []headerMatcher
-}
-
-type headerMatcher struct {
-	name string // canonical
-	re   *regexp.Regexp
-}
-
-func compileMatch(m table.HTTPMatch) (*matcher, error) {
-	c := &matcher{}
-	if m.PathRegex != "" {
-		expr := m.PathRegex
-		if !strings.HasPrefix(expr, "^") {
-			expr = "^" + expr
-		}
-		re, err := regexp.Compile(expr)
-		if err != nil {
-			return nil, fmt.Errorf("pathRegex: %w", err)
-		}
-		c.path = re
-	}
-	for _, meth := range m.Methods {
-		if meth == "*" {
-			c.methods = nil
-			break
-		}
-		c.methods = append(c.methods, meth)
-	}
-	for _, h := range m.Headers {
-		re, err := regexp.Compile(h.Regex)
-		if err != nil {
-			return nil, fmt.Errorf("header %s: %w", h.Name, err)
-		}
-		c.headers = append(c.headers, headerMatcher{name: http.CanonicalHeaderKey(h.Name), re: re})
-	}
-	return c, nil
-}
-
-func (m *matcher) matches(r *http.Request) bool {
-	if m.methods != nil && !contains(m.methods, r.Method) {
-		return false
-	}
-	if m.path != nil && !m.path.MatchString(r.URL.Path) {
-		return false
-	}
-	for _, h := range m.headers {
-		ok := false
-		for _, v := range r.Header[h.name] {
-			if h.re.MatchString(v) {
-				ok = true
-				break
-			}
-		}
-		if !ok {
-			return false
-		}
-	}
-	return true
-}
-
-func contains(list []string, s string) bool {
-	for _, x := range list {
-		if x == s {
-			return true
-		}
-	}
-	return false
 }
 
 // backendSet picks a Backend by weight, then lets that Backend's oxy
