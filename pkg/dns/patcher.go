@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"slices"
 	"sort"
 	"sync"
 	"time"
@@ -51,8 +52,11 @@ type PatcherOptions struct {
 // safe for concurrent use; calls are serialised.
 type Patcher struct {
 	o    PatcherOptions
-	mu   sync.Mutex // serialises runs and guards opts
+	mu   sync.Mutex // serialises runs and guards opts and rulesGen
 	opts Options
+	// rulesGen counts the changes SetExactRules made, so the Watcher can
+	// tell a write of new rules from the repair of drift.
+	rulesGen uint64
 
 	wmu     sync.Mutex
 	watched map[string]bool // ConfigMaps of the last target found
@@ -115,9 +119,19 @@ func (p *Patcher) SetExactRules(rules []ExactRule) []error {
 	}
 	clean, _ := cleanRules(keep) // cannot fail: every rule was checked
 	p.mu.Lock()
-	p.opts.ExactRules = clean
+	if !slices.Equal(clean, p.opts.ExactRules) {
+		p.opts.ExactRules = clean
+		p.rulesGen++
+	}
 	p.mu.Unlock()
 	return errs
+}
+
+// rulesGeneration says how many times SetExactRules changed the rules.
+func (p *Patcher) rulesGeneration() uint64 {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.rulesGen
 }
 
 // Patch adds the mesh domains to the cluster DNS, or repairs them. It

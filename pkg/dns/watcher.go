@@ -37,8 +37,10 @@ type Event struct {
 	// Err is the run's error; the run is retried with backoff.
 	Err error
 	// Drift is true when the run repaired a configuration that had been
-	// patched before and changed since (every change after the first
-	// successful run is drift).
+	// patched before and changed since: a change after the first successful
+	// run, unless SetExactRules changed the rules since the last successful
+	// run (writing new rules is not drift; a repair in the same run as new
+	// rules is then not counted).
 	Drift bool
 }
 
@@ -65,6 +67,8 @@ type Watcher struct {
 
 	mu     sync.Mutex
 	status Status
+	// rulesGen is the Patcher's rules generation at the last successful run.
+	rulesGen uint64
 }
 
 // queueKey is the only item of the queue: every trigger asks for the same
@@ -156,6 +160,7 @@ func (w *Watcher) processNext(ctx context.Context) bool {
 		return false
 	}
 	defer w.queue.Done(key)
+	gen := w.o.Patcher.rulesGeneration()
 	res, err := w.o.Patcher.Reconcile(ctx)
 	if ctx.Err() != nil {
 		return false
@@ -166,8 +171,8 @@ func (w *Watcher) processNext(ctx context.Context) bool {
 	if err != nil {
 		w.status.LastError = err.Error()
 	} else {
-		ev.Drift = res.Changed && w.status.Patched
-		w.status.Patched, w.status.Provider = true, res.Provider
+		ev.Drift = res.Changed && w.status.Patched && gen == w.rulesGen
+		w.status.Patched, w.status.Provider, w.rulesGen = true, res.Provider, gen
 		if ev.Drift {
 			w.status.Drifts++
 			w.status.LastDrift = ev.Time

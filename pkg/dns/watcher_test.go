@@ -2,10 +2,12 @@ package dns
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
 )
 
@@ -115,5 +117,53 @@ func TestWatcherRetriesErrors(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("never patched after the ConfigMap appeared")
 		}
+	}
+}
+
+// TestWatcherNewRulesAreNotDrift: new exact rules (a service got a hashed
+// shadow name) are written at once on Notify, and that write is not drift.
+func TestWatcherNewRulesAreNotDrift(t *testing.T) {
+	original := readTestdata(t, "coredns-1.11.in.Corefile")
+	c := fake.NewSimpleClientset(
+		coreDNSDeployment("coredns", map[string]string{"k8s-app": "kube-dns"}),
+		configMap("coredns", map[string]string{"Corefile": original}),
+	)
+	p := newPatcher(t, c, Options{}, "")
+	events := make(chan Event, 100)
+	w := NewWatcher(WatcherOptions{Patcher: p, Interval: time.Hour, MinDelay: 10 * time.Millisecond, MaxDelay: 100 * time.Millisecond,
+		OnEvent: func(ev Event) { events <- ev }})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() { _ = w.Run(ctx) }()
+	changed := func(what string) Event {
+		t.Helper()
+		for {
+			select {
+			case ev := <-events:
+				if ev.Err != nil {
+					t.Fatalf("run failed: %v", ev.Err)
+				}
+				if ev.Result.Changed {
+					return ev
+				}
+			case <-ctx.Done():
+				t.Fatalf("no change while waiting for %s", what)
+			}
+		}
+	}
+	changed("the initial patch")
+	rule := ExactRule{Service: types.NamespacedName{Namespace: "team--a", Name: "api"}, Shadow: "api--team--a"}
+	if errs := p.SetExactRules([]ExactRule{rule}); len(errs) > 0 {
+		t.Fatal(errs)
+	}
+	w.Notify()
+	if ev := changed("the new rule"); ev.Drift {
+		t.Errorf("writing a new rule was reported as drift")
+	}
+	if got := getCM(t, c, "coredns").Data["Corefile"]; !strings.Contains(got, "name exact api.team--a.mesh.") {
+		t.Errorf("the new rule is not in the Corefile:\n%s", got)
+	}
+	if st := w.Status(); st.Drifts != 0 {
+		t.Errorf("status = %+v, want no drift", st)
 	}
 }
