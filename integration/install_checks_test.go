@@ -243,6 +243,7 @@ func checkRBAC(t *testing.T, c *harness.Cluster) {
 		{ctrlSA, "list events -A", true}, // the dashboard's Events panel
 		{ctrlSA, "update leases.coordination.k8s.io/nodemesh-controller -n nodemesh", true},
 		{ctrlSA, "update configmaps/coredns -n kube-system", true},
+		{ctrlSA, "watch configmaps/coredns -n kube-system", true}, // dns.Watcher, by name
 		{ctrlSA, "update deployments.apps/coredns -n kube-system", true},
 		{ctrlSA, "list deployments.apps -n kube-system", true},
 		{ctrlSA, "create configmaps -n kube-system", true},
@@ -251,6 +252,7 @@ func checkRBAC(t *testing.T, c *harness.Cluster) {
 		{ctrlSA, "delete services -n default", false},
 		{ctrlSA, "get secrets -n nodemesh", false},
 		{ctrlSA, "update configmaps/kube-proxy -n kube-system", false},
+		{ctrlSA, "watch configmaps -n kube-system", false},
 		{ctrlSA, "update deployments.apps/metrics-server -n kube-system", false},
 		{ctrlSA, "get secrets -n kube-system", false},
 		{ctrlSA, "update leases.coordination.k8s.io/kube-scheduler -n kube-system", false},

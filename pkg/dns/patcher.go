@@ -184,14 +184,6 @@ func (p *Patcher) run(ctx context.Context, m mode) (Result, error) {
 	return res, err
 }
 
-// watches reports whether a change to the named ConfigMap of the DNS
-// namespace can matter: true for all until a run has found the target.
-func (p *Patcher) watches(name string) bool {
-	p.wmu.Lock()
-	defer p.wmu.Unlock()
-	return p.watched == nil || p.watched[name]
-}
-
 // getConfigMap gets a ConfigMap, saying which one was looked for and why.
 func (p *Patcher) getConfigMap(ctx context.Context, name, why string) (*corev1.ConfigMap, error) {
 	cm, err := p.o.Client.CoreV1().ConfigMaps(p.o.Namespace).Get(ctx, name, metav1.GetOptions{})

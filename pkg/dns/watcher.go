@@ -6,9 +6,6 @@ import (
 	"sync"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
-	"k8s.io/client-go/informers"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/util/workqueue"
 )
 
@@ -59,8 +56,8 @@ type Status struct {
 }
 
 // Watcher keeps the DNS patch in place: it runs Patcher.Reconcile at start,
-// every Interval, on every change to a ConfigMap of the DNS namespace, and
-// on Notify.
+// every Interval, on every change to a ConfigMap the last run read (see
+// nameWatches), and on Notify.
 type Watcher struct {
 	o     WatcherOptions
 	queue workqueue.TypedRateLimitingInterface[string]
@@ -110,28 +107,8 @@ func (w *Watcher) Run(ctx context.Context) error {
 		return errors.New("dns: WatcherOptions.Patcher is nil")
 	}
 	defer w.queue.ShutDown()
-	factory := informers.NewSharedInformerFactoryWithOptions(w.o.Patcher.o.Client, 0, informers.WithNamespace(w.o.Patcher.o.Namespace))
-	inf := factory.Core().V1().ConfigMaps().Informer()
-	onChange := func(obj any) {
-		if cm, ok := obj.(*corev1.ConfigMap); ok && !w.o.Patcher.watches(cm.Name) {
-			return
-		}
-		w.Notify()
-	}
-	if _, err := inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
-		AddFunc:    onChange,
-		UpdateFunc: func(_, obj any) { onChange(obj) },
-		DeleteFunc: func(obj any) {
-			if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = t.Obj
-			}
-			onChange(obj)
-		},
-	}); err != nil {
-		return err
-	}
-	factory.Start(ctx.Done())
-	defer factory.Shutdown()
+	names := newNameWatches(w.o.Patcher, w.Notify)
+	defer names.shutdown()
 
 	w.queue.Add(queueKey) // the first run does not wait for the informer
 	go func() {
@@ -148,6 +125,7 @@ func (w *Watcher) Run(ctx context.Context) error {
 		}
 	}()
 	for w.processNext(ctx) {
+		names.update(ctx.Done())
 	}
 	return nil
 }

@@ -9,6 +9,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes/fake"
+	clienttesting "k8s.io/client-go/testing"
 )
 
 // TestWatcherRepairsDrift patches at start, then repairs an overwrite of
@@ -165,5 +166,39 @@ func TestWatcherNewRulesAreNotDrift(t *testing.T) {
 	}
 	if st := w.Status(); st.Drifts != 0 {
 		t.Errorf("status = %+v, want no drift", st)
+	}
+}
+
+// TestWatcherWatchesTheConfigMapsItReadsByName: the Watcher lists and
+// watches only the ConfigMaps its runs read, each by name, so RBAC can
+// grant list and watch on those names alone.
+func TestWatcherWatchesTheConfigMapsItReadsByName(t *testing.T) {
+	c := fake.NewSimpleClientset(
+		coreDNSDeployment("coredns", map[string]string{"k8s-app": "kube-dns"}),
+		configMap("coredns", map[string]string{"Corefile": readTestdata(t, "coredns-1.11.in.Corefile")}),
+	)
+	p := newPatcher(t, c, Options{}, "")
+	w := NewWatcher(WatcherOptions{Patcher: p, Interval: time.Hour})
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	go func() { _ = w.Run(ctx) }()
+	for {
+		var selectors []string
+		for _, a := range c.Actions() {
+			if l, ok := a.(clienttesting.ListAction); ok && a.GetResource().Resource == "configmaps" {
+				selectors = append(selectors, l.GetListRestrictions().Fields.String())
+			}
+		}
+		if len(selectors) > 0 {
+			if len(selectors) != 1 || selectors[0] != "metadata.name=coredns" {
+				t.Fatalf("ConfigMap lists with field selectors %q, want one by metadata.name=coredns", selectors)
+			}
+			return
+		}
+		select {
+		case <-ctx.Done():
+			t.Fatal("the Watcher never listed the Corefile's ConfigMap")
+		case <-time.After(20 * time.Millisecond):
+		}
 	}
 }
