@@ -19,6 +19,7 @@ const (
 	PathNodes         = "/api/status/nodes"
 	PathReadiness     = "/api/status/readiness"
 	PathErrors        = "/api/status/errors"
+	PathDNS           = "/api/status/dns"
 	PathReady         = "/ready"
 	PathLive          = "/live"
 	PathMetrics       = "/metrics"
@@ -52,6 +53,7 @@ func (c *Controller) Handler() http.Handler {
 		writeJSON(w, code, r)
 	})
 	mux.HandleFunc("GET "+PathErrors, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, c.Errors()) })
+	mux.HandleFunc("GET "+PathDNS, func(w http.ResponseWriter, _ *http.Request) { writeJSON(w, http.StatusOK, c.dns.status()) })
 	mux.HandleFunc("GET "+PathReady, func(w http.ResponseWriter, _ *http.Request) {
 		if c.Ready() {
 			_, _ = w.Write([]byte("ok\n"))
@@ -111,6 +113,9 @@ type Readiness struct {
 	// Proxies counts proxies connected and behind the served version.
 	ProxiesConnected int `json:"proxiesConnected"`
 	ProxiesLagging   int `json:"proxiesLagging"`
+	// DNS is the DNS patch (--patch-dns); nil when off. It does not make
+	// the replica unready: the table is served either way.
+	DNS *DNSStatus `json:"dns,omitempty"`
 }
 
 // LeaderStatus describes leader election from this replica's view.
@@ -143,6 +148,10 @@ func (c *Controller) Readiness() Readiness {
 		r.Errors = len(t.Errors)
 	}
 	r.ProxiesConnected, r.ProxiesLagging = c.proxyCounts()
+	if c.dns != nil {
+		d := c.dns.status()
+		r.DNS = &d
+	}
 	return r
 }
 

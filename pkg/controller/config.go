@@ -10,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/uuid"
 
 	"github.com/nodemesh/nodemesh/pkg/annotations"
+	"github.com/nodemesh/nodemesh/pkg/dns"
 	"github.com/nodemesh/nodemesh/pkg/portalloc"
 	"github.com/nodemesh/nodemesh/pkg/topology"
 )
@@ -42,13 +43,15 @@ type Config struct {
 	RetryPeriod    time.Duration `description:"How often candidates retry to acquire or renew the lease." export:"true"`
 	Identity       string        `description:"This replica's name in the lease; empty means the host name plus a random suffix." export:"true"`
 
-	KubeQPS      int           `description:"Sustained requests per second to the apiserver (client-go's default of 5 is what made Traefik Mesh slow)." export:"true"`
-	KubeBurst    int           `description:"Request burst to the apiserver." export:"true"`
-	Workers      int           `description:"Shadow service writers working in parallel." export:"true"`
-	ResyncPeriod time.Duration `description:"Informer resync period; 0 turns resyncs off." export:"true"`
-	PatchDNS     bool          `description:"Patch CoreDNS with the mesh domain's rewrite rules." export:"true"`
-	GCPercent    int           `description:"Go GC target percentage (GOGC) of the controller process; lower keeps RSS nearer the live heap at some CPU cost; 0 keeps Go's default ($GOGC, else 100)." export:"true"`
-	Dashboard    bool          `description:"Serve the read-only web dashboard at /dashboard/ on the API port (it lists proxy pods and Events, and scrapes the proxies' metrics)." export:"true"`
+	KubeQPS       int           `description:"Sustained requests per second to the apiserver (client-go's default of 5 is what made Traefik Mesh slow)." export:"true"`
+	KubeBurst     int           `description:"Request burst to the apiserver." export:"true"`
+	Workers       int           `description:"Shadow service writers working in parallel." export:"true"`
+	ResyncPeriod  time.Duration `description:"Informer resync period; 0 turns resyncs off." export:"true"`
+	PatchDNS      bool          `description:"Patch the cluster DNS (CoreDNS in kube-system) with the mesh domain's rewrite rules while this replica leads, and repair them when something overwrites them." export:"true"`
+	ClusterDomain string        `description:"The cluster's DNS domain, where --patch-dns sends the rewritten names." export:"true"`
+	KubeDNSStubIP string        `description:"With --patch-dns on a kube-dns cluster: ClusterIP of the CoreDNS the mesh runs, which kube-dns forwards the mesh domains to." export:"true"`
+	GCPercent     int           `description:"Go GC target percentage (GOGC) of the controller process; lower keeps RSS nearer the live heap at some CPU cost; 0 keeps Go's default ($GOGC, else 100)." export:"true"`
+	Dashboard     bool          `description:"Serve the read-only web dashboard at /dashboard/ on the API port (it lists proxy pods and Events, and scrapes the proxies' metrics)." export:"true"`
 }
 
 // DefaultConfig returns the defaults of every option.
@@ -66,6 +69,7 @@ func DefaultConfig() Config {
 		LeaseDuration: 15 * time.Second,
 		RenewDeadline: 10 * time.Second,
 		RetryPeriod:   2 * time.Second,
+		ClusterDomain: dns.DefaultClusterDomain,
 		KubeQPS:       200,
 		KubeBurst:     400,
 		Workers:       8,

@@ -68,6 +68,7 @@ type Controller struct {
 	server  *distribution.Server
 	metrics *metrics
 	events  *eventReporter
+	dns     *dnsKeeper // nil unless PatchDNS
 
 	// Set by Run before the workers start.
 	src *sources
@@ -106,7 +107,13 @@ func New(cfg Config, restConfig *rest.Config) (*Controller, error) {
 	if err := errors.Join(errs[:]...); err != nil {
 		return nil, fmt.Errorf("making API clients: %w", err)
 	}
-	return newWithClients(cfg, opts, c), nil
+	ctrl := newWithClients(cfg, opts, c)
+	if cfg.PatchDNS {
+		if ctrl.dns, err = newDNSKeeper(cfg, c.kube, ctrl.events.recorder); err != nil {
+			return nil, err
+		}
+	}
+	return ctrl, nil
 }
 
 // newWithClients makes a Controller on given clients (tests pass fakes).
@@ -293,6 +300,9 @@ func (c *Controller) rebuild() error {
 	if w := c.writer.Load(); w != nil {
 		w.enqueueDiff(desired, snap.ShadowServices)
 		c.events.report(topo, snap)
+	}
+	if c.dns != nil {
+		c.dns.setRules(topo)
 	}
 	return nil
 }

@@ -81,8 +81,9 @@ func (c *Controller) campaign(ctx context.Context) {
 	}()
 }
 
-// lead writes shadow Services and emits Events until ctx ends. The first
-// rebuild it asks for enqueues every difference.
+// lead writes shadow Services, emits Events and keeps the DNS patch
+// (--patch-dns, dns.go) until ctx ends. The first rebuild it asks for
+// enqueues every difference.
 func (c *Controller) lead(ctx context.Context) {
 	c.leader.set(func(l *leaderState) { l.leading = true })
 	w := newShadowWriter(c)
@@ -91,6 +92,9 @@ func (c *Controller) lead(ctx context.Context) {
 	c.writer.Store(w)
 	c.metrics.leader.Set(1)
 	c.rebuilds.Add(rebuildKey)
+	if c.dns != nil {
+		go c.dns.run(ctx)
+	}
 	<-ctx.Done()
 	c.writer.CompareAndSwap(w, nil)
 	c.metrics.leader.Set(0)
