@@ -162,8 +162,8 @@ spec:
 		}
 	})
 
-	t.Run("access v1alpha2 refuses destination.port, which v1alpha3 would drop", func(t *testing.T) {
-		_, err := api.create(ctx, `
+	t.Run("access destination.port survives both versions (a nodemesh extension of v1alpha3)", func(t *testing.T) {
+		created := api.mustCreate(t, `
 apiVersion: access.smi-spec.io/v1alpha2
 kind: TrafficTarget
 metadata: {name: with-port, namespace: `+ns+`}
@@ -171,7 +171,31 @@ spec:
   destination: {kind: ServiceAccount, name: api, port: 8080}
   rules: [{kind: TCPRoute, name: all}]
   sources: [{kind: ServiceAccount, name: web}]`)
-		refused(t, err, "destination.port is not supported")
+		got := api.mustGet(t, "access.smi-spec.io/v1alpha3", "TrafficTarget", ns, "with-port")
+		if !equalSpecs(created, got) {
+			t.Errorf("v1alpha3 spec %v; written as v1alpha2 %v", got.Object["spec"], created.Object["spec"])
+		}
+		if port, _, _ := unstructured.NestedInt64(got.Object, "spec", "destination", "port"); port != 8080 {
+			t.Errorf("v1alpha3 destination.port %d, want 8080 (pruned, the target would allow every port)", port)
+		}
+		// A write through v1alpha3 keeps it too (read-modify-write by a
+		// v1alpha3 tool).
+		if _, err := api.resource(got).Update(ctx, got, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		old := api.mustGet(t, "access.smi-spec.io/v1alpha2", "TrafficTarget", ns, "with-port")
+		if port, _, _ := unstructured.NestedInt64(old.Object, "spec", "destination", "port"); port != 8080 {
+			t.Errorf("after a v1alpha3 write, v1alpha2 destination.port %d, want 8080", port)
+		}
+		_, err := api.create(ctx, `
+apiVersion: access.smi-spec.io/v1alpha3
+kind: TrafficTarget
+metadata: {name: bad-port, namespace: `+ns+`}
+spec:
+  destination: {kind: ServiceAccount, name: api, port: 70000}
+  rules: [{kind: TCPRoute, name: all}]
+  sources: [{kind: ServiceAccount, name: web}]`)
+		refused(t, err, "spec.destination.port")
 	})
 
 	t.Run("access v1alpha2 without a port reads back unchanged as v1alpha3", func(t *testing.T) {

@@ -66,12 +66,12 @@ func TestSMICRDsAndExamples(t *testing.T) {
 		}
 		checkConversionDecisions(t, c, ns)
 
-		// docs/smi.md's command to find TrafficTargets stored with a port
-		// (possible only from an earlier CRD): this one has none to find.
+		// docs/smi.md's command to list TrafficTargets with a port finds the
+		// one the conversion checks wrote, and no other.
 		out, _, err := kubectl(t, c, "", "get", "traffictargets.v1alpha2.access.smi-spec.io", "-A", "-o",
 			`jsonpath={range .items[?(@.spec.destination.port)]}{.metadata.namespace}/{.metadata.name}{"\n"}{end}`)
-		if err != nil || strings.TrimSpace(out) != "" {
-			t.Errorf("finding TrafficTargets with a port: %q, %v; want none", out, err)
+		if want := ns + "/with-port"; err != nil || strings.TrimSpace(out) != want {
+			t.Errorf("finding TrafficTargets with a port: %q, %v; want %s", out, err, want)
 		}
 	})
 }

@@ -235,8 +235,9 @@ func targetView3(o *accessv1alpha3.TrafficTarget) targetView {
 	return v
 }
 
-// targetView2 shows a destination port, which v1alpha3 cannot hold, so that
-// one that slipped through would fail the comparison.
+// targetView2 shows a destination port, which smi-sdk-go's v1alpha3 type
+// cannot hold, so that one the examples do not set would fail the
+// comparison.
 func targetView2(o *accessv1alpha2.TrafficTarget) targetView {
 	d := o.Spec.Destination
 	v := targetView{Destination: fmt.Sprintf("%s:%s/%s", d.Kind, d.Namespace, d.Name)}

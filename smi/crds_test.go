@@ -72,7 +72,8 @@ var decisions = map[string]map[string]want{
 	},
 	"traffictargets.access.smi-spec.io": {
 		"v1alpha3": {rel: storage},
-		"v1alpha2": {rel: identical, forbidden: []string{"spec.destination.port"}},
+		// Both keep spec.destination.port (a nodemesh extension in v1alpha3).
+		"v1alpha2": {rel: identical},
 		"v1alpha1": {rel: notServed},
 	},
 }

@@ -58,7 +58,7 @@ type sources struct {
 	httpGroups   []listFunc[*specsv1alpha4.HTTPRouteGroup]
 	tcpRoutes    []listFunc[*specsv1alpha4.TCPRoute]
 	udpRoutes    []listFunc[*specsv1alpha4.UDPRoute]
-	targets      []listFunc[*accessv1alpha3.TrafficTarget]
+	targets      []listFunc[trafficTarget] // converted from the discovered version
 }
 
 // listFunc lists every object of one kind from an informer cache.
@@ -175,11 +175,18 @@ func (s *sources) addSMI(c clients, smi smidiscovery.Result, ns string, resync t
 		}
 		s.factories = append(s.factories, f)
 	}
-	if smi.Status.Access == "v1alpha3" {
+	if v := smi.Status.Access; v != "" {
 		f := accessinformers.NewSharedInformerFactoryWithOptions(c.access, resync, accessinformers.WithNamespace(ns))
-		i := f.Access().V1alpha3().TrafficTargets()
-		add("TrafficTarget", i.Informer(), true)
-		s.targets = append(s.targets, listAll(i.Lister()))
+		switch v {
+		case "v1alpha2":
+			i := f.Access().V1alpha2().TrafficTargets()
+			add("TrafficTarget", i.Informer(), true)
+			s.targets = append(s.targets, converted(i.Lister(), targetFromV1alpha2))
+		case "v1alpha3":
+			i := f.Access().V1alpha3().TrafficTargets()
+			add("TrafficTarget", i.Informer(), true)
+			s.targets = append(s.targets, converted(i.Lister(), func(o *accessv1alpha3.TrafficTarget) trafficTarget { return trafficTarget{TrafficTarget: o} }))
+		}
 		s.factories = append(s.factories, f)
 	}
 }

@@ -5,6 +5,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 
 	"github.com/nodemesh/nodemesh/pkg/smidiscovery"
 	"github.com/nodemesh/nodemesh/pkg/snapshot"
@@ -23,7 +24,15 @@ func (s *sources) snapshot(smi smidiscovery.Result) (*snapshot.Snapshot, error) 
 	snap.HTTPRouteGroups = gather(s, s.httpGroups, &errs)
 	snap.TCPRoutes = gather(s, s.tcpRoutes, &errs)
 	snap.UDPRoutes = gather(s, s.udpRoutes, &errs)
-	snap.TrafficTargets = gather(s, s.targets, &errs)
+	for _, tt := range gather(s, s.targets, &errs) {
+		snap.TrafficTargets = append(snap.TrafficTargets, tt.TrafficTarget)
+		if tt.port != 0 {
+			if snap.TrafficTargetPorts == nil {
+				snap.TrafficTargetPorts = map[types.NamespacedName]int32{}
+			}
+			snap.TrafficTargetPorts[types.NamespacedName{Namespace: tt.Namespace, Name: tt.Name}] = tt.port
+		}
+	}
 
 	nodes, err := s.nodes()
 	errs = append(errs, err)

@@ -25,8 +25,12 @@ var SplitVersions = []string{"v1alpha4", "v1alpha3", "v1alpha2"}
 // SpecsVersions are the HTTPRouteGroup/TCPRoute/UDPRoute versions read.
 var SpecsVersions = []string{"v1alpha4"}
 
-// AccessVersions are the TrafficTarget versions read.
-var AccessVersions = []string{"v1alpha3"}
+// AccessVersions are the TrafficTarget versions read, most preferred first.
+// v1alpha2 comes first although older: smi-sdk-go's v1alpha2 type is the
+// one that carries spec.destination.port (SMI dropped it in v1alpha3), and
+// nodemesh's CRD serves both versions with the same schema, port included,
+// so v1alpha2 reads lose nothing. The controller converts to v1alpha3.
+var AccessVersions = []string{"v1alpha2", "v1alpha3"}
 
 // API group names of SMI.
 var (

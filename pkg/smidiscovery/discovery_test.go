@@ -46,13 +46,13 @@ func TestDiscover(t *testing.T) {
 			name:        "no CRDs turns every feature off",
 			resources:   nil,
 			want:        snapshot.SMIStatus{},
-			wantMissing: []string{"routes specs.smi-spec.io (v1alpha4)", "trafficsplits split.smi-spec.io (v1alpha4, v1alpha3, v1alpha2)", "traffictargets access.smi-spec.io (v1alpha3)"},
+			wantMissing: []string{"routes specs.smi-spec.io (v1alpha4)", "trafficsplits split.smi-spec.io (v1alpha4, v1alpha3, v1alpha2)", "traffictargets access.smi-spec.io (v1alpha2, v1alpha3)"},
 		},
 		{
 			name:        "only an old split version falls back to it",
 			resources:   []*metav1.APIResourceList{served("split.smi-spec.io/v1alpha2", "trafficsplits")},
 			want:        snapshot.SMIStatus{Split: "v1alpha2"},
-			wantMissing: []string{"routes specs.smi-spec.io (v1alpha4)", "traffictargets access.smi-spec.io (v1alpha3)"},
+			wantMissing: []string{"routes specs.smi-spec.io (v1alpha4)", "traffictargets access.smi-spec.io (v1alpha2, v1alpha3)"},
 		},
 		{
 			name: "v1alpha3 preferred over v1alpha2",
@@ -63,13 +63,22 @@ func TestDiscover(t *testing.T) {
 			},
 			want:        snapshot.SMIStatus{Split: "v1alpha3", Specs: "v1alpha4"},
 			wantKinds:   [3]bool{true, false, false},
-			wantMissing: []string{"tcproutes specs.smi-spec.io/v1alpha4", "traffictargets access.smi-spec.io (v1alpha3)", "udproutes specs.smi-spec.io/v1alpha4"},
+			wantMissing: []string{"tcproutes specs.smi-spec.io/v1alpha4", "traffictargets access.smi-spec.io (v1alpha2, v1alpha3)", "udproutes specs.smi-spec.io/v1alpha4"},
+		},
+		{
+			name: "TrafficTarget v1alpha2 preferred: only its SDK type has destination.port",
+			resources: []*metav1.APIResourceList{
+				served("access.smi-spec.io/v1alpha3", "traffictargets"),
+				served("access.smi-spec.io/v1alpha2", "traffictargets"),
+			},
+			want:        snapshot.SMIStatus{Access: "v1alpha2"},
+			wantMissing: []string{"routes specs.smi-spec.io (v1alpha4)", "trafficsplits split.smi-spec.io (v1alpha4, v1alpha3, v1alpha2)"},
 		},
 		{
 			name:        "a group version without the kind is not enough",
 			resources:   []*metav1.APIResourceList{served("split.smi-spec.io/v1alpha4", "somethingelse")},
 			want:        snapshot.SMIStatus{},
-			wantMissing: []string{"routes specs.smi-spec.io (v1alpha4)", "trafficsplits split.smi-spec.io (v1alpha4, v1alpha3, v1alpha2)", "traffictargets access.smi-spec.io (v1alpha3)"},
+			wantMissing: []string{"routes specs.smi-spec.io (v1alpha4)", "trafficsplits split.smi-spec.io (v1alpha4, v1alpha3, v1alpha2)", "traffictargets access.smi-spec.io (v1alpha2, v1alpha3)"},
 		},
 	}
 	for _, tt := range tests {

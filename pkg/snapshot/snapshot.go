@@ -40,8 +40,9 @@ type Snapshot struct {
 	TrafficTargets  []*accessv1alpha3.TrafficTarget
 	// TrafficTargetPorts holds spec.destination.port of the TrafficTargets
 	// that set it, by TrafficTarget namespace/name. smi-sdk-go's access
-	// v1alpha3 type has no port field, so whoever fills the snapshot reads it
-	// from the raw object. A missing entry means every port. (Not in JSON:
+	// v1alpha3 type has no port field, so the controller reads TrafficTargets
+	// through v1alpha2 (nodemesh's CRD gives both the field). A missing entry
+	// means every port. (Not in JSON:
 	// encoding/json cannot encode struct map keys.)
 	TrafficTargetPorts map[types.NamespacedName]int32 `json:"-"`
 
