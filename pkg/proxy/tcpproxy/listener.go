@@ -42,8 +42,15 @@ type listener struct {
 	open atomic.Int64
 }
 
-// close stops accepting and closes every connection of this port.
-func (l *listener) close() {
+// Swap installs r for new connections and closes the open ones r no longer
+// admits (revoke.go).
+func (l *listener) Swap(r *route) {
+	l.route.Store(r)
+	l.revoke(r)
+}
+
+// Close stops accepting and closes every connection of this port.
+func (l *listener) Close() {
 	l.ln.Close()
 	l.cancel()
 	l.mu.Lock()
@@ -73,9 +80,9 @@ func (l *listener) untrack(c *net.TCPConn) {
 	l.mu.Unlock()
 }
 
-// acceptLoop accepts until the listener is closed. Temporary errors (out of
+// Serve accepts until the listener is closed. Temporary errors (out of
 // file descriptors) back off as net/http's Server does, up to one second.
-func (l *listener) acceptLoop() {
+func (l *listener) Serve() {
 	var delay time.Duration
 	for {
 		c, err := l.ln.AcceptTCP()
@@ -93,12 +100,10 @@ func (l *listener) acceptLoop() {
 		if !l.track(c, src) {
 			continue
 		}
-		l.mgr.wg.Add(1)
-		go func() {
-			defer l.mgr.wg.Done()
+		l.mgr.ports.Go(func() {
 			defer l.untrack(c)
 			l.serve(c, src)
-		}()
+		})
 	}
 }
 

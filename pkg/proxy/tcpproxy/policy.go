@@ -43,10 +43,8 @@ func (m *Manager) newRoutePolicy(t *table.Table, sr *table.StreamRoute) (routePo
 // route serving port now, so open connections stay counted across a
 // reload.
 func (m *Manager) prevStates(port int32) *balance.States {
-	m.mu.Lock()
-	l := m.listeners[port]
-	m.mu.Unlock()
-	if l == nil {
+	l, ok := m.ports.Get(port)
+	if !ok {
 		return balance.NewStates(nil)
 	}
 	if r := l.route.Load(); r != nil && r.policy.bal != nil {

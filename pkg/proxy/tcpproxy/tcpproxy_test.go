@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/nodemesh/nodemesh/pkg/proxy/portset"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -338,7 +339,7 @@ func TestAdmitHookSeesTheSourceAddress(t *testing.T) {
 func TestApplyAfterCloseFails(t *testing.T) {
 	m, _ := newTestManager(t, Options{})
 	m.Close()
-	if err := m.Apply(tableOf()); !errors.Is(err, errClosed) {
+	if err := m.Apply(tableOf()); !errors.Is(err, portset.ErrClosed) {
 		t.Fatalf("Apply after Close: %v", err)
 	}
 }

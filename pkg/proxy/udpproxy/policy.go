@@ -39,10 +39,7 @@ func (m *Manager) newRoutePolicy(t *table.Table, sr *table.StreamRoute) (routePo
 // prevStates returns a new States taking over the endpoint states of the
 // route serving port now, so open sessions stay counted across a reload.
 func (m *Manager) prevStates(port int32) *balance.States {
-	m.mu.Lock()
-	l := m.listeners[port]
-	m.mu.Unlock()
-	if l != nil {
+	if l, ok := m.ports.Get(port); ok {
 		if r := l.route.Load(); r != nil && r.policy.bal != nil {
 			return balance.NewStates(r.policy.bal.States())
 		}

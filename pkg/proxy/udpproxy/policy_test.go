@@ -52,9 +52,8 @@ func TestLocalityPicksTheLocalEndpoint(t *testing.T) {
 		}
 	}
 	// Closing the sessions (the port leaves the table) ends their counts.
-	m.mu.Lock()
-	bal := m.listeners[port].route.Load().policy.bal
-	m.mu.Unlock()
+	l, _ := m.ports.Get(port)
+	bal := l.route.Load().policy.bal
 	if err := m.Apply(tableOf()); err != nil {
 		t.Fatal(err)
 	}

@@ -71,9 +71,9 @@ type session struct {
 	closeOnce sync.Once
 }
 
-// swap installs r and closes sessions whose endpoint r no longer has, or
+// Swap installs r and closes sessions whose endpoint r no longer has, or
 // whose client r no longer admits.
-func (l *listener) swap(r *route) {
+func (l *listener) Swap(r *route) {
 	l.route.Store(r)
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -84,8 +84,8 @@ func (l *listener) swap(r *route) {
 	}
 }
 
-// close stops the listener and every session of this port.
-func (l *listener) close() {
+// Close stops the listener and every session of this port.
+func (l *listener) Close() {
 	l.conn.Close()
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -95,9 +95,9 @@ func (l *listener) close() {
 	}
 }
 
-// readLoop forwards client datagrams to their sessions until the listener
-// is closed.
-func (l *listener) readLoop() {
+// Serve forwards client datagrams to their sessions until the listener is
+// closed.
+func (l *listener) Serve() {
 	buf := make([]byte, maxDatagram)
 	var oob []byte
 	if l.dsts {
@@ -185,14 +185,10 @@ func (l *listener) session(client netip.AddrPort, oob []byte) *session {
 		return nil
 	}
 	l.sessions[client] = s
-	l.mgr.wg.Add(1)
-	l.mu.Unlock()
 	s.metrics.sessions.Inc()
 	s.metrics.active.Inc()
-	go func() {
-		defer l.mgr.wg.Done()
-		s.replyLoop()
-	}()
+	l.mgr.ports.Go(s.replyLoop) // while open, so Close waits for it
+	l.mu.Unlock()
 	return s
 }
 

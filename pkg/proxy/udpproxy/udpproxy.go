@@ -17,13 +17,11 @@
 package udpproxy
 
 import (
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/netip"
-	"slices"
 	"sync"
 	"time"
 
@@ -32,6 +30,7 @@ import (
 	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog"
 	"github.com/nodemesh/nodemesh/pkg/proxy/edges"
 	"github.com/nodemesh/nodemesh/pkg/proxy/pick"
+	"github.com/nodemesh/nodemesh/pkg/proxy/portset"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -91,11 +90,10 @@ type Manager struct {
 	metrics *metrics
 	edges   *edgeMetrics // nil: no edge metrics, no access log
 	epoch   time.Time    // origin of session activity clocks
-
-	mu        sync.Mutex
-	listeners map[int32]*listener
-	closed    bool
-	wg        sync.WaitGroup // read loops and sessions
+	// ports holds the listeners; its goroutines are the read loops and the
+	// sessions' reply loops.
+	ports   *portset.Set[*route, *listener]
+	applyMu sync.Mutex // one Apply at a time, so edge series follow table order
 }
 
 // New returns a Manager with no listeners; call Apply to open them.
@@ -109,75 +107,30 @@ func New(opts Options) *Manager {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	return &Manager{
-		opts:      opts,
-		metrics:   newMetrics(opts.Registerer),
-		edges:     newEdgeMetrics(&opts),
-		epoch:     time.Now(),
-		listeners: map[int32]*listener{},
+	m := &Manager{
+		opts:    opts,
+		metrics: newMetrics(opts.Registerer),
+		edges:   newEdgeMetrics(&opts),
+		epoch:   time.Now(),
 	}
+	m.ports = portset.New[*route]("udp proxy", m.listen)
+	return m
 }
-
-// errClosed is returned by Apply after Close.
-var errClosed = errors.New("udp proxy: manager closed")
 
 // Apply makes the listeners match t.UDP. It is all-or-nothing: it checks
 // every route and opens every new listener first; on any failure it closes
 // the listeners it just opened, returns an error naming the port, and leaves
-// the previous state serving. The Manager keeps t: callers must not modify
-// it afterwards.
+// the previous state serving (portset.Set.Apply). The Manager keeps t:
+// callers must not modify it afterwards.
 func (m *Manager) Apply(t *table.Table) error {
+	m.applyMu.Lock()
+	defer m.applyMu.Unlock()
 	routes, err := m.buildRoutes(t)
 	if err != nil {
 		return err
 	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if m.closed {
-		return errClosed
-	}
-	ports := make([]int32, 0, len(routes))
-	for port := range routes {
-		ports = append(ports, port)
-	}
-	slices.Sort(ports)
-
-	opened := map[int32]*listener{}
-	for _, port := range ports {
-		if _, ok := m.listeners[port]; ok {
-			continue
-		}
-		l, err := m.listen(port)
-		if err != nil {
-			for _, o := range opened {
-				o.close()
-			}
-			return fmt.Errorf("udp proxy port %d (%s): %w", port, routes[port].stream.Service, err)
-		}
-		opened[port] = l
-	}
-
-	for _, port := range ports {
-		if l, ok := m.listeners[port]; ok {
-			l.swap(routes[port])
-		}
-	}
-	for _, port := range ports {
-		if l, ok := opened[port]; ok {
-			l.route.Store(routes[port])
-			m.listeners[port] = l
-			m.wg.Add(1)
-			go func() {
-				defer m.wg.Done()
-				l.readLoop()
-			}()
-		}
-	}
-	for port, l := range m.listeners {
-		if _, ok := routes[port]; !ok {
-			l.close()
-			delete(m.listeners, port)
-		}
+	if err := m.ports.Apply(routes, func(r *route) string { return r.stream.Service.String() }); err != nil {
+		return err
 	}
 	m.edges.applied(t)
 	return nil
@@ -185,18 +138,10 @@ func (m *Manager) Apply(t *table.Table) error {
 
 // buildRoutes checks t.UDP and prepares one route per port.
 func (m *Manager) buildRoutes(t *table.Table) (map[int32]*route, error) {
-	routes := make(map[int32]*route, len(t.UDP))
-	for i := range t.UDP {
-		sr := &t.UDP[i]
-		if sr.ProxyPort <= 0 || sr.ProxyPort > 65535 {
-			return nil, fmt.Errorf("udp proxy port %d (%s): out of range", sr.ProxyPort, sr.Service)
-		}
-		if prev, ok := routes[sr.ProxyPort]; ok {
-			return nil, fmt.Errorf("udp proxy port %d: used by both %s and %s", sr.ProxyPort, prev.stream.Service, sr.Service)
-		}
+	return portset.Routes("udp proxy", t.UDP, func(sr *table.StreamRoute) (*route, error) {
 		set, err := pick.New(sr.Backends)
 		if err != nil {
-			return nil, fmt.Errorf("udp proxy port %d (%s): %w", sr.ProxyPort, sr.Service, err)
+			return nil, err
 		}
 		r := &route{
 			table:   t,
@@ -205,37 +150,18 @@ func (m *Manager) buildRoutes(t *table.Table) (map[int32]*route, error) {
 			metrics: m.metrics.forService(sr.Service.Namespace, sr.Service.Name),
 			edges:   m.edges.forRoute(t, sr),
 		}
-		if r.policy, err = m.newRoutePolicy(t, sr); err != nil {
-			return nil, fmt.Errorf("udp proxy port %d (%s): %w", sr.ProxyPort, sr.Service, err)
-		}
-		routes[sr.ProxyPort] = r
-	}
-	return routes, nil
+		r.policy, err = m.newRoutePolicy(t, sr)
+		return r, err
+	})
 }
 
 // Ports returns the ports with an open listener, sorted.
-func (m *Manager) Ports() []int32 {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	ports := make([]int32, 0, len(m.listeners))
-	for p := range m.listeners {
-		ports = append(ports, p)
-	}
-	slices.Sort(ports)
-	return ports
-}
+func (m *Manager) Ports() []int32 { return m.ports.Ports() }
 
 // Close closes every listener and session and waits for their goroutines to
 // end. Apply fails after Close.
 func (m *Manager) Close() error {
-	m.mu.Lock()
-	m.closed = true
-	for port, l := range m.listeners {
-		l.close()
-		delete(m.listeners, port)
-	}
-	m.mu.Unlock()
-	m.wg.Wait()
+	m.ports.Close()
 	return nil
 }
 
