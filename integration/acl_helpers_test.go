@@ -112,10 +112,9 @@ func echoOn(conn net.Conn, msg string) (string, error) {
 // udpClient is a UDP socket on a pod IP that talks to one proxy port.
 //
 // It is not a connected socket, and takes a reply from any address with the
-// proxy port: in the harness every address lives on lo, so the kernel sends
-// the proxy's replies (from its wildcard UDP listener) with the client's own
-// IP as source, which a connected socket would discard. On a node, the proxy
-// has one address and replies come from it.
+// proxy port. The proxy answers from the address the client sent to (its
+// wildcard listener reads each datagram's destination; udpproxy's
+// TestRepliesComeFromTheAddressAsked), so a connected socket would work too.
 type udpClient struct {
 	conn *net.UDPConn
 	dst  netip.AddrPort

@@ -176,8 +176,12 @@ func TestACLThroughProxy(t *testing.T) {
 	for _, reason := range []string{"no-identity", "not-allowed", "no-matching-rule"} {
 		denied += proxyMetric(t, proxy, `nodemesh_proxy_acl_denied_total{namespace="shop",protocol="http",reason="`+reason+`",service="web"}`)
 	}
-	if denied < 12 {
-		t.Errorf("acl denied HTTP requests to shop/web: %v, want at least 12", denied)
+	// 11 refusals are certain: 4 of the client's and 1 of the intruder's in
+	// the first table, 3 forged Hosts, 2 through the split, 1 from the
+	// reused IP. A new client pod polling for access may add some, or none
+	// when its access arrives before its first request.
+	if denied < 11 {
+		t.Errorf("acl denied HTTP requests to shop/web: %v, want at least 11", denied)
 	}
 }
 
