@@ -37,19 +37,7 @@ func TestWatcherRepairsDrift(t *testing.T) {
 
 	next := func(what string) Event {
 		t.Helper()
-		for {
-			select {
-			case ev := <-events:
-				if ev.Err != nil {
-					t.Fatalf("run failed: %v", ev.Err)
-				}
-				if ev.Result.Changed {
-					return ev
-				}
-			case <-ctx.Done():
-				t.Fatalf("no change reported while waiting for %s", what)
-			}
-		}
+		return nextChange(t, ctx, events, what)
 	}
 	if ev := next("the initial patch"); ev.Drift {
 		t.Errorf("the initial patch was reported as drift")
@@ -136,29 +124,13 @@ func TestWatcherNewRulesAreNotDrift(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	go func() { _ = w.Run(ctx) }()
-	changed := func(what string) Event {
-		t.Helper()
-		for {
-			select {
-			case ev := <-events:
-				if ev.Err != nil {
-					t.Fatalf("run failed: %v", ev.Err)
-				}
-				if ev.Result.Changed {
-					return ev
-				}
-			case <-ctx.Done():
-				t.Fatalf("no change while waiting for %s", what)
-			}
-		}
-	}
-	changed("the initial patch")
+	nextChange(t, ctx, events, "the initial patch")
 	rule := ExactRule{Service: types.NamespacedName{Namespace: "team--a", Name: "api"}, Shadow: "api--team--a"}
 	if errs := p.SetExactRules([]ExactRule{rule}); len(errs) > 0 {
 		t.Fatal(errs)
 	}
 	w.Notify()
-	if ev := changed("the new rule"); ev.Drift {
+	if ev := nextChange(t, ctx, events, "the new rule"); ev.Drift {
 		t.Errorf("writing a new rule was reported as drift")
 	}
 	if got := getCM(t, c, "coredns").Data["Corefile"]; !strings.Contains(got, "name exact api.team--a.mesh.") {
@@ -199,6 +171,25 @@ func TestWatcherWatchesTheConfigMapsItReadsByName(t *testing.T) {
 		case <-ctx.Done():
 			t.Fatal("the Watcher never listed the Corefile's ConfigMap")
 		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}
+
+// nextChange returns the next run that changed something, failing the test
+// on a failed run or when ctx ends first.
+func nextChange(t *testing.T, ctx context.Context, events <-chan Event, what string) Event {
+	t.Helper()
+	for {
+		select {
+		case ev := <-events:
+			if ev.Err != nil {
+				t.Fatalf("run failed: %v", ev.Err)
+			}
+			if ev.Result.Changed {
+				return ev
+			}
+		case <-ctx.Done():
+			t.Fatalf("no change reported while waiting for %s", what)
 		}
 	}
 }
