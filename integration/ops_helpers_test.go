@@ -76,9 +76,21 @@ func startOpsMesh(t *testing.T, edit func(*controller.Config)) *opsMesh {
 	m.ctrl = startController(t, c, edit)
 	m.proxy = startProxy(t, "node-a", m.ctrl.URL)
 	m.proxyAdmin = m.proxy.admin
-	waitUntil(t, settle, "the web shadow service", func() bool { return shadowOf(t, c, "web--shop") != nil })
+	var webShadow *corev1.Service
+	waitUntil(t, settle, "the web shadow service with its ClusterIP", func() bool {
+		webShadow = shadowOf(t, c, "web--shop")
+		return webShadow != nil && webShadow.Spec.ClusterIP != ""
+	})
 	waitUntil(t, settle, "web.shop.mesh to answer from the client pod", func() bool {
 		code, err := m.get("web.shop.mesh")
+		return err == nil && code == http.StatusOK
+	})
+	// The controller learns the shadow's ClusterIP from its shadow informer
+	// and a rebuild (shadow events are coalesced for 500 ms); the proxy
+	// routes Host <ClusterIP> once the table carries it. Tests that read
+	// the ClusterIP back from status start after that.
+	waitUntil(t, settle, "the proxy to route by the shadow's ClusterIP", func() bool {
+		code, err := m.get(webShadow.Spec.ClusterIP)
 		return err == nil && code == http.StatusOK
 	})
 	return m
