@@ -26,8 +26,9 @@ type Config struct {
 	HTTPPort      int    `description:"Port of the shared HTTP listener." export:"true"`
 	AdminPort     int    `description:"Port of /ready, /live, /config and /metrics." export:"true"`
 
-	GCPercent int `description:"Go GC target percentage (GOGC); fewer collections for more heap. See docs/proxy.md for the measurement behind the default." export:"true"`
-	MaxProcs  int `description:"GOMAXPROCS; 0 keeps Go's default (the CPU quota or count)." export:"true"`
+	GCPercent int  `description:"Go GC target percentage (GOGC); fewer collections for more heap. See docs/proxy.md for the measurement behind the default." export:"true"`
+	MaxProcs  int  `description:"GOMAXPROCS; 0 keeps Go's default (the CPU quota or count)." export:"true"`
+	Pprof     bool `description:"Serve Go's runtime profiles (net/http/pprof) under /debug/pprof/ on the admin port." export:"true"`
 
 	DialTimeout           time.Duration `description:"Timeout of a connect to an HTTP backend endpoint." export:"true"`
 	ResponseHeaderTimeout time.Duration `description:"How long an HTTP backend may take to send its response headers before the client gets 504; negative means no limit." export:"true"`

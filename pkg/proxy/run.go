@@ -60,7 +60,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	})
 	var draining atomic.Bool
 	adminSrv := &http.Server{
-		Handler:           admin.Handler(admin.Options{Applied: p.Applied, Draining: draining.Load, Gatherer: p.reg, State: p.State}),
+		Handler:           admin.Handler(admin.Options{Applied: p.Applied, Draining: draining.Load, Gatherer: p.reg, State: p.State, Pprof: p.cfg.Pprof}),
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	errc := make(chan error, 3)

@@ -6,6 +6,7 @@
 //	          /config?state adds the live traffic-policy state:
 //	          {"table": ..., "state": ...}
 //	/metrics  Prometheus metrics of the proxy's own registry
+//	/debug/pprof/  Go's runtime profiles, only with --pprof
 //
 // It is a separate listener from the data plane so that probes and scrapes
 // never queue behind mesh traffic and are never routed by Host.
@@ -14,6 +15,7 @@ package admin
 import (
 	"encoding/json"
 	"net/http"
+	"net/http/pprof"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -40,6 +42,10 @@ type Options struct {
 	// ejections, in-flight counts), served by /config?state; nil serves
 	// none.
 	State func() any
+	// Pprof serves net/http/pprof's profiles under /debug/pprof/. Off by
+	// default: a CPU profile costs the data plane while it runs, and the
+	// admin port is reachable from the pod network.
+	Pprof bool
 }
 
 // ConfigWithState is the answer of /config?state. Plain /config stays the
@@ -90,6 +96,13 @@ func Handler(opts Options) http.Handler {
 		_, _ = w.Write(b)
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
+	if opts.Pprof {
+		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
+		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	}
 	return mux
 }
 

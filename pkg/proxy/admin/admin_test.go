@@ -60,3 +60,21 @@ func TestAdminEndpoints(t *testing.T) {
 		t.Fatalf("/config body %q: %v", body, err)
 	}
 }
+
+func TestPprofOnlyWhenAsked(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		srv := httptest.NewServer(Handler(Options{Applied: func() *table.Table { return nil }, Gatherer: prometheus.NewRegistry(), Pprof: on}))
+		for path, want := range map[string]string{"/debug/pprof/": "goroutine", "/debug/pprof/heap?debug=1": "heap profile"} {
+			resp, err := http.Get(srv.URL + path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if got := resp.StatusCode == 200 && strings.Contains(string(b), want); got != on {
+				t.Errorf("pprof %v: GET %s: %d %.60q", on, path, resp.StatusCode, b)
+			}
+		}
+		srv.Close()
+	}
+}
