@@ -152,6 +152,15 @@ func BenchmarkLoopbackChain(b *testing.B) {
 	runHandler(b, chainRouter(b, tr, loopbackBackend(b), 1))
 }
 
+// BenchmarkLoopbackChainOwnTransport is the chain with the router's own
+// backend transport (h1transport.go), as the proxy runs it; the two above
+// share net/http's.
+func BenchmarkLoopbackChainOwnTransport(b *testing.B) {
+	r := chainRouter(b, nil, loopbackBackend(b), 1)
+	defer r.fwd.close()
+	runHandler(b, r)
+}
+
 func BenchmarkRouteLookup(b *testing.B) {
 	r := chainRouter(b, cannedTransport{}, "10.244.1.1:8080", 1000)
 	p := r.current.Load()

@@ -45,22 +45,32 @@ func (b *bufferPool) Put(buf []byte) {
 // connection pool per scheme across table reloads.
 type forwarders struct {
 	byScheme   map[table.Scheme]*httputil.ReverseProxy
-	transports []*http.Transport
+	transports []interface{ CloseIdleConnections() }
 }
 
 func newForwarders(opts *Options) *forwarders {
 	pool := newBufferPool()
 	f := &forwarders{byScheme: map[table.Scheme]*httputil.ReverseProxy{}}
 	for _, s := range []table.Scheme{table.SchemeHTTP, table.SchemeHTTPS, table.SchemeH2C} {
-		tr := newTransport(s, opts)
-		f.transports = append(f.transports, tr)
+		d := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
+		tr := newTransport(s, d, opts)
+		var rt http.RoundTripper = tr
+		if s == table.SchemeHTTP {
+			// Plain HTTP/1.1 GETs (most mesh traffic) skip net/http's
+			// per-connection goroutines; see h1transport.go.
+			h1 := newH1Transport(tr, d, opts.MaxIdleConnsPerHost, opts.IdleConnTimeout, opts.ResponseHeaderTimeout)
+			rt = h1
+			f.transports = append(f.transports, h1)
+		} else {
+			f.transports = append(f.transports, tr)
+		}
 		// Pass the client's Host: backends see name.ns.mesh. oxy's director
 		// sets X-Forwarded-Proto/-Host/-Port/-Server (the pod's hostname)
 		// and X-Real-Ip, keeping values already on the request: in a mesh
 		// the client is often an ingress that set them legitimately.
 		// httputil appends the client to X-Forwarded-For.
 		fwd := forward.New(true)
-		fwd.Transport = tr
+		fwd.Transport = rt
 		fwd.BufferPool = pool
 		fwd.ErrorHandler = errorHandler
 		f.byScheme[s] = fwd
@@ -75,9 +85,8 @@ func (f *forwarders) close() {
 	}
 }
 
-// newTransport returns the backend transport for one scheme.
-func newTransport(s table.Scheme, opts *Options) *http.Transport {
-	d := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
+// newTransport returns the net/http backend transport for one scheme.
+func newTransport(s table.Scheme, d *net.Dialer, opts *Options) *http.Transport {
 	tr := &http.Transport{
 		Proxy:                 nil, // never through an HTTP_PROXY: backends are pod IPs
 		DialContext:           d.DialContext,

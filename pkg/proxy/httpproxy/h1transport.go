@@ -1,0 +1,320 @@
+package httpproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+)
+
+// h1Transport is the backend transport of scheme http. It sends HTTP/1.1
+// requests over a pool of keep-alive connections from the calling
+// goroutine, and hands net/http's Transport (fallback) every request it
+// does not take.
+//
+// Why not net/http's Transport alone: it runs a read loop and a write loop
+// goroutine per backend connection and passes each request and response
+// between them and the caller over channels. For a node proxy, whose
+// requests are mostly small GETs, those hand-offs (scheduler wake-ups,
+// selects, channel allocations) are a measurable share of the CPU per
+// request; see docs/proxy.md for the figures. Here the caller writes the
+// request and reads the response head itself, and the response body is read
+// straight from the connection.
+//
+// It takes only requests that need nothing else (lean): no body, no
+// Upgrade, no Expect, and a method that is safe to send twice, because a
+// keep-alive connection the backend has just closed is only noticed when
+// the request fails on it, and the request is then sent again on a new
+// connection (net/http does the same). Everything else (POSTs with bodies,
+// WebSockets, 100-continue) goes to fallback.
+type h1Transport struct {
+	fallback      *http.Transport
+	dialer        *net.Dialer
+	maxIdle       int           // idle connections kept per backend address
+	idleTimeout   time.Duration // an idle connection older than this is closed
+	headerTimeout time.Duration // the wait for response headers; 0 means none
+
+	mu       sync.Mutex
+	idle     map[string][]*h1Conn // by backend address; the newest last
+	sweeping bool                 // an idle sweep is scheduled
+}
+
+// h1Conn is one backend connection.
+type h1Conn struct {
+	addr      string
+	c         net.Conn
+	br        *bufio.Reader
+	bw        *bufio.Writer
+	idleSince time.Time
+}
+
+// staleRetries is how many reused connections a request may find closed
+// before it is sent on a fresh one.
+const staleRetries = 2
+
+func newH1Transport(fallback *http.Transport, dialer *net.Dialer, maxIdle int, idleTimeout, headerTimeout time.Duration) *h1Transport {
+	return &h1Transport{
+		fallback: fallback, dialer: dialer, maxIdle: maxIdle,
+		idleTimeout: idleTimeout, headerTimeout: headerTimeout,
+		idle: map[string][]*h1Conn{},
+	}
+}
+
+// lean reports whether req is one this transport sends itself.
+func lean(req *http.Request) bool {
+	return req.URL.Scheme == "http" &&
+		(req.Body == nil || req.Body == http.NoBody) && req.ContentLength == 0 &&
+		len(req.TransferEncoding) == 0 && len(req.Trailer) == 0 &&
+		req.Header.Get("Upgrade") == "" && req.Header.Get("Expect") == "" &&
+		replayable(req)
+}
+
+// RoundTrip implements http.RoundTripper.
+func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !lean(req) {
+		return t.fallback.RoundTrip(req)
+	}
+	ctx := req.Context()
+	addr := req.URL.Host
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		addr = net.JoinHostPort(strings.Trim(addr, "[]"), "80")
+	}
+	for stale := 0; ; stale++ {
+		pc, reused := t.getIdle(addr)
+		if pc == nil {
+			var err error
+			if pc, err = t.dial(ctx, addr); err != nil {
+				return nil, err
+			}
+		}
+		resp, err := t.roundTrip(ctx, pc, req)
+		if err == nil {
+			return resp, nil
+		}
+		pc.c.Close()
+		if reused && stale < staleRetries && ctx.Err() == nil && closedByPeer(err) {
+			continue // the backend closed this idle connection: send again on another
+		}
+		return nil, err
+	}
+}
+
+// closedByPeer reports whether err says the backend closed the connection
+// before answering anything: end of stream before the status line, or a
+// reset.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, syscall.ECONNRESET) || errors.Is(err, syscall.EPIPE)
+}
+
+// roundTrip writes req on pc and reads the response head. The response body
+// reads from pc; its end returns pc to the pool.
+func (t *h1Transport) roundTrip(ctx context.Context, pc *h1Conn, req *http.Request) (*http.Response, error) {
+	// A cancelled request (the client left, or the route's timeout passed)
+	// unblocks whatever I/O is pending by expiring the connection's
+	// deadline. AfterFunc starts no goroutine unless ctx is done.
+	stop := context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(expired) })
+	fail := func(err error) (*http.Response, error) {
+		stop()
+		if ctx.Err() != nil {
+			// The round trip's error is the context's cause, as with
+			// net/http: errorHandler turns a route timeout into its 504.
+			return nil, context.Cause(ctx)
+		}
+		return nil, err
+	}
+	if err := req.Write(pc.bw); err != nil {
+		return fail(err)
+	}
+	if err := pc.bw.Flush(); err != nil {
+		return fail(err)
+	}
+	if t.headerTimeout > 0 {
+		_ = pc.c.SetReadDeadline(time.Now().Add(t.headerTimeout))
+	}
+	// The first byte separates a connection the backend had closed (EOF
+	// before anything: send again elsewhere) from a broken answer, which
+	// ReadResponse would report alike as an unexpected EOF.
+	if _, err := pc.br.Peek(1); err != nil {
+		return fail(err)
+	}
+	var resp *http.Response
+	for {
+		var err error
+		if resp, err = http.ReadResponse(pc.br, req); err != nil {
+			return fail(err)
+		}
+		// Informational answers (103 Early Hints) precede the real one.
+		// 101 cannot come: Upgrade requests go to fallback.
+		if resp.StatusCode >= 200 || resp.StatusCode < 100 {
+			break
+		}
+	}
+	if t.headerTimeout > 0 {
+		_ = pc.c.SetReadDeadline(time.Time{})
+		if ctx.Err() != nil {
+			// Cancelled while the deadline was being cleared: the
+			// expiry may have been undone.
+			return fail(ctx.Err())
+		}
+	}
+	reusable := !resp.Close && !req.Close
+	if resp.Body == http.NoBody {
+		t.release(pc, stop, reusable)
+		return resp, nil
+	}
+	resp.Body = &h1Body{t: t, pc: pc, body: resp.Body, stop: stop, reusable: reusable, ctx: ctx}
+	return resp, nil
+}
+
+// expired is a deadline in the past.
+var expired = time.Unix(1, 0)
+
+// release ends pc's use by one request: back to the pool if the exchange
+// ended cleanly and the connection may carry another, closed otherwise.
+func (t *h1Transport) release(pc *h1Conn, stop func() bool, reusable bool) {
+	// stop is false when the cancel callback ran or is running: the
+	// connection's deadline may be expired, so it cannot be reused.
+	if !stop() || !reusable {
+		pc.c.Close()
+		return
+	}
+	t.putIdle(pc)
+}
+
+// h1Body is a response body read from a pooled connection.
+type h1Body struct {
+	t        *h1Transport
+	pc       *h1Conn
+	body     io.ReadCloser
+	stop     func() bool
+	ctx      context.Context
+	reusable bool
+	done     bool // the connection is released or closed
+	eof      bool // the body was read to its end
+}
+
+func (b *h1Body) Read(p []byte) (int, error) {
+	if b.eof {
+		return 0, io.EOF
+	}
+	if b.done {
+		return 0, errors.New("httpproxy: read on a closed response body")
+	}
+	n, err := b.body.Read(p)
+	switch {
+	case err == io.EOF:
+		b.done, b.eof = true, true
+		b.t.release(b.pc, b.stop, b.reusable)
+	case err != nil:
+		b.done = true
+		b.stop()
+		b.pc.c.Close()
+		if b.ctx.Err() != nil {
+			err = context.Cause(b.ctx)
+		}
+	}
+	return n, err
+}
+
+// Close drops the connection unless the body was read to its end: what is
+// left of it would have to be read before the connection could be reused.
+func (b *h1Body) Close() error {
+	if !b.done {
+		b.done = true
+		b.stop()
+		b.pc.c.Close()
+	}
+	return nil
+}
+
+func (t *h1Transport) dial(ctx context.Context, addr string) (*h1Conn, error) {
+	c, err := t.dialer.DialContext(ctx, "tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &h1Conn{addr: addr, c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}, nil
+}
+
+// getIdle takes the newest idle connection to addr that is not too old.
+func (t *h1Transport) getIdle(addr string) (*h1Conn, bool) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	conns := t.idle[addr]
+	for len(conns) > 0 {
+		pc := conns[len(conns)-1]
+		conns[len(conns)-1] = nil
+		conns = conns[:len(conns)-1]
+		if time.Since(pc.idleSince) < t.idleTimeout {
+			t.idle[addr] = conns
+			return pc, true
+		}
+		pc.c.Close()
+	}
+	delete(t.idle, addr)
+	return nil, false
+}
+
+func (t *h1Transport) putIdle(pc *h1Conn) {
+	pc.idleSince = time.Now()
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	conns := t.idle[pc.addr]
+	if len(conns) >= t.maxIdle {
+		pc.c.Close()
+		return
+	}
+	t.idle[pc.addr] = append(conns, pc)
+	if !t.sweeping {
+		t.sweeping = true
+		time.AfterFunc(t.idleTimeout, t.sweep)
+	}
+}
+
+// sweep closes the connections idle for longer than idleTimeout (those to
+// endpoints that left the table would otherwise stay open), and schedules
+// itself again while any are idle.
+func (t *h1Transport) sweep() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := time.Now()
+	for addr, conns := range t.idle {
+		kept := conns[:0]
+		for _, pc := range conns {
+			if now.Sub(pc.idleSince) >= t.idleTimeout {
+				pc.c.Close()
+			} else {
+				kept = append(kept, pc)
+			}
+		}
+		clear(conns[len(kept):])
+		if len(kept) == 0 {
+			delete(t.idle, addr)
+		} else {
+			t.idle[addr] = kept
+		}
+	}
+	t.sweeping = len(t.idle) > 0
+	if t.sweeping {
+		time.AfterFunc(t.idleTimeout/2, t.sweep)
+	}
+}
+
+// CloseIdleConnections closes every idle connection, its own and
+// fallback's.
+func (t *h1Transport) CloseIdleConnections() {
+	t.mu.Lock()
+	for addr, conns := range t.idle {
+		for _, pc := range conns {
+			pc.c.Close()
+		}
+		delete(t.idle, addr)
+	}
+	t.mu.Unlock()
+	t.fallback.CloseIdleConnections()
+}

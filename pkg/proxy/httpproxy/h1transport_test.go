@@ -1,0 +1,290 @@
+package httpproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// h1Backend is an httptest server that counts the connections it accepted.
+type h1Backend struct {
+	*httptest.Server
+	conns atomic.Int32
+}
+
+func newH1Backend(t *testing.T, h http.HandlerFunc) *h1Backend {
+	t.Helper()
+	b := &h1Backend{}
+	b.Server = httptest.NewUnstartedServer(h)
+	b.Config.ConnState = func(_ net.Conn, s http.ConnState) {
+		if s == http.StateNew {
+			b.conns.Add(1)
+		}
+	}
+	b.Start()
+	t.Cleanup(b.Close)
+	return b
+}
+
+func newTestH1(idle, header time.Duration) *h1Transport {
+	d := &net.Dialer{Timeout: time.Second}
+	fb := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 4}
+	return newH1Transport(fb, d, 4, idle, header)
+}
+
+// get sends a request through tr and returns the status and body.
+func h1Do(t *testing.T, tr http.RoundTripper, method, url string, body io.Reader) (int, string, error) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		return 0, "", err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b), err
+}
+
+func TestH1TransportReusesConnections(t *testing.T) {
+	be := newH1Backend(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/empty":
+			w.WriteHeader(http.StatusNoContent)
+		case "/chunked":
+			w.Write([]byte("a"))
+			w.(http.Flusher).Flush()
+			w.Write([]byte("b"))
+		default:
+			io.WriteString(w, "hello "+r.Method)
+		}
+	})
+	tr := newTestH1(time.Minute, time.Second)
+	defer tr.CloseIdleConnections()
+	for i, c := range []struct{ method, path, want string }{
+		{"GET", "/", "hello GET"}, {"HEAD", "/", ""}, {"GET", "/empty", ""}, {"GET", "/chunked", "ab"}, {"OPTIONS", "/", "hello OPTIONS"},
+	} {
+		code, body, err := h1Do(t, tr, c.method, be.URL+c.path, nil)
+		if err != nil || code/100 != 2 || body != c.want {
+			t.Fatalf("request %d %s %s: %d %q %v", i, c.method, c.path, code, body, err)
+		}
+	}
+	if n := be.conns.Load(); n != 1 {
+		t.Errorf("5 sequential requests used %d backend connections, want 1", n)
+	}
+}
+
+func TestH1TransportFallsBackForBodiesAndUpgrades(t *testing.T) {
+	be := newH1Backend(t, func(w http.ResponseWriter, r *http.Request) {
+		b, _ := io.ReadAll(r.Body)
+		io.WriteString(w, r.Method+" "+string(b))
+	})
+	tr := newTestH1(time.Minute, time.Second)
+	defer tr.CloseIdleConnections()
+	code, body, err := h1Do(t, tr, "POST", be.URL, strings.NewReader("payload"))
+	if err != nil || code != 200 || body != "POST payload" {
+		t.Fatalf("POST: %d %q %v", code, body, err)
+	}
+	for _, c := range []struct {
+		name string
+		req  func() *http.Request
+		want bool
+	}{
+		{"GET", func() *http.Request { return httptest.NewRequest("GET", "http://x/", nil) }, true},
+		{"POST without body (not safe to send twice)", func() *http.Request { return httptest.NewRequest("POST", "http://x/", nil) }, false},
+		{"GET with body", func() *http.Request { return httptest.NewRequest("GET", "http://x/", strings.NewReader("x")) }, false},
+		{"upgrade", func() *http.Request {
+			r := httptest.NewRequest("GET", "http://x/", nil)
+			r.Header.Set("Upgrade", "websocket")
+			return r
+		}, false},
+		{"expect", func() *http.Request {
+			r := httptest.NewRequest("GET", "http://x/", nil)
+			r.Header.Set("Expect", "100-continue")
+			return r
+		}, false},
+		{"https", func() *http.Request { return httptest.NewRequest("GET", "https://x/", nil) }, false},
+	} {
+		r := c.req()
+		if got := lean(r); got != c.want {
+			t.Errorf("%s: lean %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// A backend that closes a keep-alive connection while it is idle in the
+// pool: the next request finds it closed and is sent on a new one.
+func TestH1TransportResendsOnStaleConnection(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	var accepted atomic.Int32
+	go func() {
+		for {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			accepted.Add(1)
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				if _, err := http.ReadRequest(br); err != nil {
+					return
+				}
+				// Keep-alive answer, then close without saying so: the
+				// connection goes idle in the pool already dead.
+				io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+			}()
+		}
+	}()
+	tr := newTestH1(time.Minute, time.Second)
+	defer tr.CloseIdleConnections()
+	for i := range 5 {
+		code, body, err := h1Do(t, tr, "GET", "http://"+l.Addr().String()+"/", nil)
+		if err != nil || code != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q %v", i, code, body, err)
+		}
+		time.Sleep(20 * time.Millisecond) // let the backend's close arrive
+	}
+	if n := accepted.Load(); n < 5 {
+		t.Errorf("backend accepted %d connections for 5 requests it closed after each", n)
+	}
+}
+
+func TestH1TransportCancelAndTimeout(t *testing.T) {
+	release := make(chan struct{})
+	be := newH1Backend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/partial" {
+			w.Header().Set("Content-Length", "10")
+			io.WriteString(w, "12345")
+			w.(http.Flusher).Flush()
+		}
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	})
+	defer close(release)
+	tr := newTestH1(time.Minute, 100*time.Millisecond)
+	defer tr.CloseIdleConnections()
+
+	// No response head within the header timeout: a timeout error (504).
+	start := time.Now()
+	_, _, err := h1Do(t, tr, "GET", be.URL+"/slow", nil)
+	var ne net.Error
+	if !errors.As(err, &ne) || !ne.Timeout() || isDialError(err) || time.Since(start) > 2*time.Second {
+		t.Errorf("header timeout: %v after %v", err, time.Since(start))
+	}
+
+	// The request's context ends while the head is awaited: its cause.
+	tr.headerTimeout = 0
+	cause := errors.New("route timeout")
+	ctx, cancel := context.WithTimeoutCause(context.Background(), 50*time.Millisecond, cause)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, "GET", be.URL+"/slow", nil)
+	if _, err := tr.RoundTrip(req); err != cause {
+		t.Errorf("cancelled while waiting for the head: %v, want the context's cause", err)
+	}
+
+	// It ends while the body is read: the read fails with the cause and
+	// the connection is not reused.
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	req, _ = http.NewRequestWithContext(ctx2, "GET", be.URL+"/partial", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 5)
+	if _, err := io.ReadFull(resp.Body, buf); err != nil {
+		t.Fatal(err)
+	}
+	time.AfterFunc(50*time.Millisecond, cancel2)
+	if _, err := io.ReadAll(resp.Body); !errors.Is(err, context.Canceled) {
+		t.Errorf("body read after cancel: %v, want context.Canceled", err)
+	}
+	resp.Body.Close()
+	tr.mu.Lock()
+	idle := len(tr.idle)
+	tr.mu.Unlock()
+	if idle != 0 {
+		t.Errorf("%d idle addresses after failed exchanges, want none", idle)
+	}
+}
+
+func TestH1TransportClosesUnfinishedAndIdleConnections(t *testing.T) {
+	be := newH1Backend(t, func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/close" {
+			w.Header().Set("Connection", "close")
+		}
+		io.WriteString(w, strings.Repeat("x", 100<<10))
+	})
+	tr := newTestH1(150*time.Millisecond, time.Second)
+	defer tr.CloseIdleConnections()
+	idleConns := func() int {
+		tr.mu.Lock()
+		defer tr.mu.Unlock()
+		n := 0
+		for _, c := range tr.idle {
+			n += len(c)
+		}
+		return n
+	}
+	// A body closed before its end: the connection is dropped.
+	req, _ := http.NewRequest("GET", be.URL+"/", nil)
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Read(make([]byte, 10))
+	resp.Body.Close()
+	if n := idleConns(); n != 0 {
+		t.Errorf("%d idle connections after an unfinished body", n)
+	}
+	// Connection: close from the backend: not kept.
+	if code, _, err := h1Do(t, tr, "GET", be.URL+"/close", nil); err != nil || code != 200 {
+		t.Fatal(code, err)
+	}
+	if n := idleConns(); n != 0 {
+		t.Errorf("%d idle connections after Connection: close", n)
+	}
+	// A finished exchange is kept, then swept once idle too long.
+	if code, _, err := h1Do(t, tr, "GET", be.URL+"/", nil); err != nil || code != 200 {
+		t.Fatal(code, err)
+	}
+	if n := idleConns(); n != 1 {
+		t.Errorf("%d idle connections after a finished exchange, want 1", n)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for idleConns() != 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := idleConns(); n != 0 {
+		t.Errorf("%d idle connections 2 s after a 150 ms idle timeout", n)
+	}
+}
+
+func TestH1TransportSkipsInformationalResponses(t *testing.T) {
+	be := newH1Backend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Link", "</style.css>; rel=preload")
+		w.WriteHeader(http.StatusEarlyHints)
+		io.WriteString(w, "final")
+	})
+	tr := newTestH1(time.Minute, time.Second)
+	defer tr.CloseIdleConnections()
+	if code, body, err := h1Do(t, tr, "GET", be.URL, nil); err != nil || code != 200 || body != "final" {
+		t.Errorf("after 103: %d %q %v", code, body, err)
+	}
+}
