@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/nodemesh/nodemesh/pkg/distribution"
+	"github.com/nodemesh/nodemesh/pkg/memtrim"
 	"github.com/nodemesh/nodemesh/pkg/proxy/admin"
 	"github.com/nodemesh/nodemesh/pkg/proxy/httpproxy"
 )
@@ -72,6 +73,10 @@ func (p *Proxy) Run(ctx context.Context) error {
 	defer stopSource()
 	go func() { errc <- p.runSource(srcCtx) }()
 	p.log.Info("proxy started", "node", p.cfg.NodeName(), "http", p.httpL.Addr().String(), "admin", p.adminL.Addr().String())
+	if p.cfg.TrimStartupPages {
+		trim := time.AfterFunc(trimDelay, p.trimStartupPages)
+		defer trim.Stop()
+	}
 
 	var err error
 	select {
@@ -97,6 +102,22 @@ func (p *Proxy) Run(ctx context.Context) error {
 	}
 	adminSrv.Close()
 	return err
+}
+
+// trimDelay is how long after start the executable's start-up pages are
+// dropped: by then the first table has usually been applied, so the pages
+// that path needed are not dropped and faulted back at once.
+const trimDelay = 2 * time.Second
+
+// trimStartupPages drops the executable's resident read-only pages (see
+// pkg/memtrim); those the proxy still runs come back on their next use.
+func (p *Proxy) trimStartupPages() {
+	released, err := memtrim.Executable()
+	if err != nil {
+		p.log.Info("start-up pages of the executable kept", "reason", err.Error())
+		return
+	}
+	p.log.Info("start-up pages of the executable dropped", "rssFreedMiB", fmt.Sprintf("%.1f", float64(released)/(1<<20)))
 }
 
 func serve(name string, s *http.Server, l net.Listener) error {

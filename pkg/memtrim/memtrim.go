@@ -1,0 +1,75 @@
+// Package memtrim hands back to the kernel the pages of the running
+// executable that start-up touched.
+//
+// nodemesh is one binary for every role. It links client-go and every
+// Kubernetes API group for the controller, and Go runs every linked
+// package's initialisers in every subcommand: registering the API types
+// touches about 25 MiB of the executable's code and read-only data. Those
+// pages are clean and backed by the file, so the kernel could drop them at
+// any time, but while they stay mapped they count in the process's RSS and
+// in its container's memory working set, though the node proxy never runs
+// that code again. Executable asks the kernel to drop them now
+// (madvise MADV_PAGEOUT, Linux 5.4 and later); the pages the process still
+// runs are faulted back in from the page cache on their next use.
+//
+// Nothing in the standard library or x/sys does this walk of
+// /proc/self/maps, hence this package.
+package memtrim
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// Region is one mapping of the executable.
+type Region struct {
+	Start, End uintptr
+	Perms      string
+}
+
+// executableRegions parses maps (the text of /proc/self/maps) for the
+// read-only mappings of exe: its code and read-only data. Writable
+// mappings hold data that may be dirty and are left alone.
+func executableRegions(maps []byte, exe string) ([]Region, error) {
+	var out []Region
+	sc := bufio.NewScanner(bytes.NewReader(maps))
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) < 6 || strings.Join(f[5:], " ") != exe || strings.Contains(f[1], "w") || !strings.HasPrefix(f[1], "r") {
+			continue
+		}
+		lo, hi, ok := strings.Cut(f[0], "-")
+		if !ok {
+			return nil, fmt.Errorf("memtrim: bad maps line %q", sc.Text())
+		}
+		start, err1 := strconv.ParseUint(lo, 16, 64)
+		end, err2 := strconv.ParseUint(hi, 16, 64)
+		if err1 != nil || err2 != nil || end <= start {
+			return nil, fmt.Errorf("memtrim: bad maps line %q", sc.Text())
+		}
+		out = append(out, Region{Start: uintptr(start), End: uintptr(end), Perms: f[1]})
+	}
+	return out, sc.Err()
+}
+
+// residentBytes returns the process's resident set size from
+// /proc/self/statm.
+func residentBytes() (int64, error) {
+	b, err := os.ReadFile("/proc/self/statm")
+	if err != nil {
+		return 0, err
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 2 {
+		return 0, fmt.Errorf("memtrim: short /proc/self/statm %q", b)
+	}
+	pages, err := strconv.ParseInt(f[1], 10, 64)
+	if err != nil {
+		return 0, err
+	}
+	return pages * int64(os.Getpagesize()), nil
+}
