@@ -297,7 +297,8 @@ run_large() {
 		sleep 0.1
 	done
 	curl -sf -o /dev/null --max-time 5 "http://127.0.0.1:$NM_HTTP/"
-	sleep 2
+	# After the proxy's start-up page trim (2 s after start, --trim-startup-pages).
+	sleep 3
 	record large "$rep" rss_idle_mib "$(rss_mib "$pid")"
 	# The same throughput run as the small table's RSS figure.
 	timeout $((DURATION + 30)) taskset -c 1 wrk -t1 -c50 -d"${DURATION}s" "http://127.0.0.1:$NM_HTTP/" >/dev/null
