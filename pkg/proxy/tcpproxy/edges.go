@@ -9,6 +9,7 @@ import (
 
 	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog"
 	"github.com/nodemesh/nodemesh/pkg/proxy/edges"
+	"github.com/nodemesh/nodemesh/pkg/proxy/promreg"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -46,10 +47,8 @@ func newEdgeMetrics(opts *Options) *edgeMetrics {
 		Name: "nodemesh_proxy_edge_tcp_bytes_total",
 		Help: "Bytes copied by the TCP proxy, by source workload, destination service, backend and direction (to_backend, to_client).",
 	}, append(append([]string{}, labels...), "direction"))
-	if reg := opts.Registerer; reg != nil {
-		m.connections = register(reg, m.connections)
-		m.bytes = register(reg, m.bytes)
-	}
+	m.connections = promreg.Register(opts.Registerer, m.connections)
+	m.bytes = promreg.Register(opts.Registerer, m.bytes)
 	m.series = edges.NewSeries(m.connections.MetricVec, m.bytes.MetricVec)
 	return m
 }

@@ -1,9 +1,9 @@
 package tcpproxy
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nodemesh/nodemesh/pkg/proxy/promreg"
 )
 
 // Values of the result label of nodemesh_proxy_tcp_connections_total.
@@ -44,29 +44,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "Bytes copied by the TCP proxy, by destination service and direction (to_backend, to_client).",
 		}, []string{"namespace", "service", "direction"}),
 	}
-	if reg != nil {
-		m.connections = register(reg, m.connections)
-		m.active = register(reg, m.active)
-		m.bytes = register(reg, m.bytes)
-	}
+	m.connections = promreg.Register(reg, m.connections)
+	m.active = promreg.Register(reg, m.active)
+	m.bytes = promreg.Register(reg, m.bytes)
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// the same name so that two Managers may share one registry. Any other
-// error is a programming error (a clashing definition) and panics, as
-// promauto does.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err)
-	}
-	return c
 }
 
 // routeMetrics are one route's children, bound once per Apply so the

@@ -1,7 +1,6 @@
 package udpproxy
 
 import (
-	"errors"
 	"net/netip"
 	"time"
 
@@ -9,6 +8,7 @@ import (
 
 	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog"
 	"github.com/nodemesh/nodemesh/pkg/proxy/edges"
+	"github.com/nodemesh/nodemesh/pkg/proxy/promreg"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -40,14 +40,7 @@ func newEdgeMetrics(opts *Options) *edgeMetrics {
 		Name: "nodemesh_proxy_edge_udp_datagrams_total",
 		Help: "UDP datagrams forwarded, by source workload, destination service, backend and direction (to_backend, to_client).",
 	}, append(append([]string{}, edges.SourceLabels...), edges.LabelNamespace, edges.LabelService, edges.LabelBackend, "direction"))
-	if opts.Registerer != nil {
-		var are prometheus.AlreadyRegisteredError
-		if err := opts.Registerer.Register(m.datagrams); errors.As(err, &are) {
-			m.datagrams = are.ExistingCollector.(*prometheus.CounterVec) // two Managers, one registry
-		} else if err != nil {
-			panic(err)
-		}
-	}
+	m.datagrams = promreg.Register(opts.Registerer, m.datagrams)
 	m.series = edges.NewSeries(m.datagrams.MetricVec)
 	return m
 }

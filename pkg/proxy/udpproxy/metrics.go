@@ -1,9 +1,9 @@
 package udpproxy
 
 import (
-	"errors"
-
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/nodemesh/nodemesh/pkg/proxy/promreg"
 )
 
 // Values of the reason label of nodemesh_proxy_udp_dropped_total.
@@ -42,30 +42,11 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Help: "UDP datagrams from clients dropped, by destination service and reason (denied, session_limit, no_endpoints, backend_error).",
 		}, []string{"namespace", "service", "reason"}),
 	}
-	if reg != nil {
-		m.datagrams = register(reg, m.datagrams)
-		m.active = register(reg, m.active)
-		m.sessions = register(reg, m.sessions)
-		m.dropped = register(reg, m.dropped)
-	}
+	m.datagrams = promreg.Register(reg, m.datagrams)
+	m.active = promreg.Register(reg, m.active)
+	m.sessions = promreg.Register(reg, m.sessions)
+	m.dropped = promreg.Register(reg, m.dropped)
 	return m
-}
-
-// register registers c, or returns the collector already registered under
-// the same name so that two Managers may share one registry. Any other
-// error is a programming error (a clashing definition) and panics, as
-// promauto does.
-func register[C prometheus.Collector](reg prometheus.Registerer, c C) C {
-	if err := reg.Register(c); err != nil {
-		var are prometheus.AlreadyRegisteredError
-		if errors.As(err, &are) {
-			if existing, ok := are.ExistingCollector.(C); ok {
-				return existing
-			}
-		}
-		panic(err)
-	}
-	return c
 }
 
 // routeMetrics are one route's children, bound once per Apply so the
