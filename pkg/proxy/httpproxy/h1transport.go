@@ -180,7 +180,9 @@ var expired = time.Unix(1, 0)
 func (t *h1Transport) release(pc *h1Conn, stop func() bool, reusable bool) {
 	// stop is false when the cancel callback ran or is running: the
 	// connection's deadline may be expired, so it cannot be reused.
-	if !stop() || !reusable {
+	// Bytes after the end of the answer are a broken backend: they would
+	// be read as the next request's answer.
+	if !stop() || !reusable || pc.br.Buffered() > 0 {
 		pc.c.Close()
 		return
 	}

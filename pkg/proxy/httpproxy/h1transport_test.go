@@ -288,3 +288,42 @@ func TestH1TransportSkipsInformationalResponses(t *testing.T) {
 		t.Errorf("after 103: %d %q %v", code, body, err)
 	}
 }
+
+// Bytes after the end of an answer are not taken as the next request's
+// answer: the connection is dropped.
+func TestH1TransportDropsConnectionWithTrailingGarbage(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	go func() {
+		for n := 0; ; n++ {
+			c, err := l.Accept()
+			if err != nil {
+				return
+			}
+			go func(n int) {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					if _, err := http.ReadRequest(br); err != nil {
+						return
+					}
+					if n == 0 {
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 500 Bogus\r\nContent-Length: 0\r\n\r\n")
+					} else {
+						io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+					}
+				}
+			}(n)
+		}
+	}()
+	tr := newTestH1(time.Minute, time.Second)
+	defer tr.CloseIdleConnections()
+	for i := range 2 {
+		if code, body, err := h1Do(t, tr, "GET", "http://"+l.Addr().String()+"/", nil); err != nil || code != 200 || body != "ok" {
+			t.Fatalf("request %d: %d %q %v", i, code, body, err)
+		}
+	}
+}
