@@ -22,10 +22,13 @@ tools:
 demo:
 	@integration/demo.sh
 
-## test: every unit and integration test, building what they need
+## test: every unit and integration test, building what they need, then `make demo` for 20 s (it fails if its traffic does)
 test: build
 	@dir=$$(integration/tools/build.sh) && \
 	  NODEMESH_TOOLS_DIR=$$dir NODEMESH_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 30m ./...
+	@NODEMESH_DEMO_DURATION=20s integration/demo.sh >/tmp/nodemesh-demo-check.log 2>&1 || \
+	  { tail -40 /tmp/nodemesh-demo-check.log; echo "make demo failed (full output: /tmp/nodemesh-demo-check.log)"; exit 1; }
+	@echo "make demo: ran 20 s, traffic answered by v1 and v2"
 
 ## unit: the tests that need no control plane (integration tests skip with one line)
 unit:

@@ -112,8 +112,14 @@ func TestDemo(t *testing.T) {
 	step("sending traffic to http://app.demo.mesh/ from pod demo/load on node-1")
 	kubectl := writeDemoKubectl(t, c)
 	hint := fmt.Sprintf("Change the split (it shows below within a second):\n  %s -n demo patch trafficsplit app --type=merge \\\n    -p '{\"spec\":{\"backends\":[{\"service\":\"app-v1\",\"weight\":50},{\"service\":\"app-v2\",\"weight\":50}]}}'\nor edit it: %s -n demo edit trafficsplit app\nCtrl-C stops everything and removes the namespace.", kubectl, kubectl)
-	runDemoLoad(ctx, mesh, splits, hint)
+	total := runDemoLoad(ctx, mesh, splits, hint)
 	fmt.Println("\nstopping: the control plane, proxies and pods, then the network namespace")
+	// A demo that showed only errors must not end as a success: CI runs it
+	// briefly (NODEMESH_DEMO_DURATION) to prove `make demo` works.
+	ok := total["v1"] + total["v2"]
+	if ok == 0 || total["error"]*20 > ok+total["error"] {
+		t.Errorf("demo traffic: %v; want answers from v1 and v2 and under 5%% errors", total)
+	}
 }
 
 // stepper prints numbered progress lines.
@@ -162,12 +168,13 @@ func parentUserNS() string {
 }
 
 // runDemoLoad sends requests at a steady rate from the load pod and redraws
-// a table of per-version counts every second until ctx ends.
-func runDemoLoad(ctx context.Context, mesh *meshNode, splits splitclient.Interface, hint string) {
+// a table of per-version counts every second until ctx ends. It returns the
+// counts by version, failures under "error".
+func runDemoLoad(ctx context.Context, mesh *meshNode, splits splitclient.Interface, hint string) (total map[string]int) {
 	const workers, perWorkerRate = 4, 25 // 100 requests per second in all
 	var mu sync.Mutex
 	var lastErr string
-	total := map[string]int{}
+	total = map[string]int{}
 	window := map[string]int{}
 	var wg sync.WaitGroup
 	for range workers {
@@ -208,7 +215,7 @@ func runDemoLoad(ctx context.Context, mesh *meshNode, splits splitclient.Interfa
 		select {
 		case <-ctx.Done():
 			wg.Wait()
-			return
+			return total
 		case <-redraw.C:
 		}
 		weights := currentWeights(ctx, splits)
