@@ -33,6 +33,10 @@ type result struct {
 	EditP50, EditP95, EditMax time.Duration
 	ProxyP50, ProxyP99        time.Duration
 	NewP50, NewP95            time.Duration
+	ShadowP50, ShadowP95      time.Duration // new Service -> its route carries its shadow's ClusterIP
+	EditBuilds                float64       // rebuilds the controller ran during the edits
+	EditBuildMean             time.Duration // their mean duration (its own histogram)
+	EditCPU                   time.Duration // controller CPU per edit
 	RSS                       float64
 	HeapInuse                 float64
 	LoadBefore, LoadAfter     string // /proc/loadavg's 1-minute figure
@@ -151,6 +155,7 @@ func measure(t *testing.T, bin string, n int) (r result) {
 	r.CPUToSteady = ctrl.cpu()
 
 	t.Logf("measuring %d split weight edits", *edits)
+	buildSum0, builds0, cpu0 := ctrl.metric(buildMetric+"_sum"), ctrl.metric(buildMetric+"_count"), ctrl.cpu()
 	var served, applied []time.Duration
 	for k := range *edits {
 		i := (k * 10) % n
@@ -187,10 +192,15 @@ func measure(t *testing.T, bin string, n int) (r result) {
 		}
 	}
 	r.EditP50, r.EditP95, r.EditMax = percentile(served, 50), percentile(served, 95), percentile(served, 100)
+	r.EditBuilds = ctrl.metric(buildMetric+"_count") - builds0
+	if r.EditBuilds > 0 {
+		r.EditBuildMean = time.Duration((ctrl.metric(buildMetric+"_sum") - buildSum0) / r.EditBuilds * float64(time.Second))
+	}
+	r.EditCPU = (ctrl.cpu() - cpu0) / time.Duration(max(*edits, 1))
 	r.ProxyP50, r.ProxyP99 = percentile(applied, 50), percentile(applied, 99)
 
 	t.Log("measuring new services")
-	var fresh []time.Duration
+	var fresh, routable []time.Duration
 	for k := range 20 {
 		i := n + 1 + k
 		eps, err := p.pods(ctx, i)
@@ -209,8 +219,16 @@ func measure(t *testing.T, bin string, n int) (r result) {
 			t.Fatalf("new service %d never served", i)
 		}
 		fresh = append(fresh, s.at.Sub(start))
+		// Routable through the mesh includes the shadow Service: its
+		// ClusterIP among the route's hosts.
+		s, ok = servedW.first(start, 10*time.Second, func(t *table.Table) bool { return hasIPHost(t, svcName(i)) })
+		if !ok {
+			t.Fatalf("new service %d never served with its shadow's ClusterIP", i)
+		}
+		routable = append(routable, s.at.Sub(start))
 	}
 	r.NewP50, r.NewP95 = percentile(fresh, 50), percentile(fresh, 95)
+	r.ShadowP50, r.ShadowP95 = percentile(routable, 50), percentile(routable, 95)
 	r.TableBytes = servedW.latest().size
 	time.Sleep(2 * time.Second)
 	r.RSS = ctrl.rssMiB()
@@ -245,6 +263,9 @@ func measure(t *testing.T, bin string, n int) (r result) {
 	}
 	return r
 }
+
+// buildMetric is the controller's rebuild duration histogram.
+const buildMetric = "nodemesh_controller_build_duration_seconds"
 
 // editTimeout bounds the wait for one edit to be served or applied.
 const editTimeout = 30 * time.Second

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -315,6 +316,15 @@ func routeWeights(t *table.Table, svc string) map[string]int32 {
 		out[b.Service.Name] = b.Weight
 	}
 	return out
+}
+
+// hasIPHost reports whether svc's HTTP route lists an IP address (its
+// shadow Service's ClusterIP) among its hosts.
+func hasIPHost(t *table.Table, svc string) bool {
+	i, found := slices.BinarySearchFunc(t.HTTP, svc, func(r table.HTTPRoute, name string) int {
+		return cmp.Or(strings.Compare(r.Service.Namespace, benchNS), strings.Compare(r.Service.Name, name))
+	})
+	return found && slices.ContainsFunc(t.HTTP[i].Hosts, func(h string) bool { return net.ParseIP(h) != nil })
 }
 
 // shadowVersions lists the mesh namespace's Services' resourceVersions.

@@ -62,8 +62,8 @@ var traefik = map[int]map[string]string{
 
 // targets are issue 4's targets, where it sets one.
 var targets = map[int]map[string]string{
-	1000: {"shadows": "< 10 s", "edit": "p95 ≤ 20 ms", "proxy": "p99 ≤ 100 ms", "new": "p95 ≤ 1 s", "late": "≤ 1 s", "rss": "≤ 60 MiB", "restart": "0"},
-	3000: {"shadows": "< 30 s", "edit": "p95 ≤ 50 ms", "new": "p95 ≤ 1 s", "late": "≤ 1 s", "rss": "≤ 150 MiB", "restart": "0"},
+	1000: {"shadows": "< 10 s", "edit": "p95 ≤ 20 ms", "proxy": "p99 ≤ 100 ms", "newShadow": "p95 ≤ 1 s", "late": "≤ 1 s", "rss": "≤ 60 MiB", "restart": "0"},
+	3000: {"shadows": "< 30 s", "edit": "p95 ≤ 50 ms", "newShadow": "p95 ≤ 1 s", "late": "≤ 1 s", "rss": "≤ 150 MiB", "restart": "0"},
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.1f ms", float64(d.Microseconds())/1000) }
@@ -89,8 +89,10 @@ func render(rs []result) string {
 		row("start → all shadow services exist", "shadows", r.N, fmt.Sprintf("%s (%d shadows)", sec(r.AllShadows), r.Shadows))
 		row("Service created during the backlog → its shadow exists", "late", r.N, fmt.Sprintf("%s (%d shadows still to write)", ms(r.LateShadow), r.LateBacklog))
 		row("split weight edit → in served table, p50 / p95", "edit", r.N, fmt.Sprintf("%s / %s (max %s)%s", ms(r.EditP50), ms(r.EditP95), ms(r.EditMax), misses(r.EditMisses)))
+		row("controller during the edits: rebuilds, mean rebuild, CPU per edit", "", r.N, fmt.Sprintf("%.0f, %s, %s", r.EditBuilds, ms(r.EditBuildMean), ms(r.EditCPU)))
 		row("same edit applied on every connected proxy, p50 / p99", "proxy", r.N, fmt.Sprintf("%s / %s%s", ms(r.ProxyP50), ms(r.ProxyP99), misses(r.ProxyMisses)))
 		row("new Service + endpoints → in served table, p50 / p95", "new", r.N, fmt.Sprintf("%s / %s", ms(r.NewP50), ms(r.NewP95)))
+		row("new Service + endpoints → routable incl. its shadow (ClusterIP in the route's hosts), p50 / p95", "newShadow", r.N, fmt.Sprintf("%s / %s", ms(r.ShadowP50), ms(r.ShadowP95)))
 		row("controller RSS, steady", "rss", r.N, fmt.Sprintf("%.1f MiB (Go heap in use %.1f MiB)", r.RSS, r.HeapInuse))
 		row("controller CPU, start → steady", "cpu", r.N, sec(r.CPUToSteady))
 		row("restart with nothing changed: shadow writes", "restart", r.N, fmt.Sprintf("%.0f writes, %d resourceVersions changed; settled in %s", r.RestartWrites, r.RestartChanged, sec(r.RestartSettled)))
