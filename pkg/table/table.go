@@ -30,14 +30,15 @@ type Table struct {
 	TCP []StreamRoute `json:"tcp,omitempty"`
 	// UDP lists one listener per proxy port, sorted by ProxyPort.
 	UDP []StreamRoute `json:"udp,omitempty"`
-	// Pods maps source IPs to identities, sorted by IP. The proxy uses it to
-	// name the client of a connection (ACL, edge metrics). It never trusts a
-	// forwarded header for that.
-	Pods []Pod `json:"pods,omitempty"`
 	// Nodes lists the nodes whose zone is known, sorted by Name. A proxy
 	// finds its own zone here for zone-aware balancing (Locality); a node
 	// without a zone is left out.
 	Nodes []Node `json:"nodes,omitempty"`
+	// Pods maps source IPs to identities, sorted by IP. The proxy uses it to
+	// name the client of a connection (ACL, edge metrics). It never trusts a
+	// forwarded header for that. In JSON the pods are grouped (see PodList).
+	// It is the last field, so an Encoder can append a kept encoding of it.
+	Pods PodList `json:"pods,omitempty"`
 }
 
 // Node is one cluster node and its topology.kubernetes.io/zone.

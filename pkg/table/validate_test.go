@@ -31,9 +31,13 @@ func validTable() *Table {
 			Backends:   []Backend{be("web", 9, "10.244.1.1:8080", "10.244.1.2:8080"), be("web-v2", 1, "10.244.1.3:8080")},
 			Middleware: Middleware{RetryAttempts: 3, CircuitBreaker: "NetworkErrorRatio() > 0.5", RateLimit: &RateLimit{Average: 100, Burst: 200}},
 		}},
-		TCP:  []StreamRoute{{Service: ServiceRef{Namespace: "shop", Name: "db"}, Port: 5432, ProxyPort: 10000, Backends: []Backend{be("db", 1, "10.244.1.4:5432")}}},
-		UDP:  []StreamRoute{{Service: ServiceRef{Namespace: "shop", Name: "dns"}, Port: 53, ProxyPort: 11000, Backends: []Backend{be("dns", 1, "10.244.1.5:53")}}},
-		Pods: []Pod{{IP: "10.244.1.1", Namespace: "shop", Name: "web-1", ServiceAccount: "web"}},
+		TCP: []StreamRoute{{Service: ServiceRef{Namespace: "shop", Name: "db"}, Port: 5432, ProxyPort: 10000, Backends: []Backend{be("db", 1, "10.244.1.4:5432")}}},
+		UDP: []StreamRoute{{Service: ServiceRef{Namespace: "shop", Name: "dns"}, Port: 53, ProxyPort: 11000, Backends: []Backend{be("dns", 1, "10.244.1.5:53")}}},
+		Pods: []Pod{
+			{IP: "10.244.1.1", Namespace: "shop", Name: "web-1", ServiceAccount: "web", Node: "node-a", Workload: "Deployment/web"},
+			{IP: "10.244.1.2", Namespace: "shop", Name: "web-2", ServiceAccount: "web", Node: "node-a", Workload: "Deployment/web"},
+			{IP: "10.244.1.9", Namespace: "shop", Name: "debug", ServiceAccount: "default", Workload: "Pod/debug"},
+		},
 	}
 }
 
