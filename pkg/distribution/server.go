@@ -81,6 +81,7 @@ type NodeStatus struct {
 // concurrent use.
 type Server struct {
 	opts ServerOptions
+	enc  table.Encoder // keeps the pods' encoding while the builders reuse them
 
 	mu      sync.Mutex
 	snap    *snapshot     // nil until the first Publish
@@ -129,7 +130,7 @@ func NewServer(opts ServerOptions) *Server {
 func (s *Server) Publish(t *table.Table) uint64 {
 	c := *t
 	c.Version = 0
-	content := mustEncode(&c)
+	content := s.encode(&c)
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.snap != nil && bytes.Equal(content, s.content) {
@@ -142,7 +143,7 @@ func (s *Server) Publish(t *table.Table) uint64 {
 		v = uint64(s.opts.Now().UnixMilli())
 	}
 	c.Version = v
-	s.snap = &snapshot{version: v, table: &c, body: withVersion(content, &c)}
+	s.snap = &snapshot{version: v, table: &c, body: s.withVersion(content, &c)}
 	s.content = content
 	close(s.changed)
 	s.changed = make(chan struct{})
@@ -153,11 +154,11 @@ func (s *Server) Publish(t *table.Table) uint64 {
 // the encoding of the same table with Version 0. Encoding a large table is
 // the main cost of a publish, so the version is spliced into the bytes
 // already made; when the layout is not the expected one it encodes again.
-func withVersion(content []byte, t *table.Table) []byte {
+func (s *Server) withVersion(content []byte, t *table.Table) []byte {
 	zero := []byte(`,"version":0,`)
 	i := bytes.Index(content[:min(len(content), 64)], zero)
 	if i < 0 {
-		return mustEncode(t)
+		return s.encode(t)
 	}
 	out := make([]byte, 0, len(content)+20)
 	out = append(out, content[:i]...)
@@ -167,11 +168,11 @@ func withVersion(content []byte, t *table.Table) []byte {
 	return append(out, content[i+len(zero):]...)
 }
 
-// mustEncode encodes a table. A Table holds only strings, integers, bools,
+// encode encodes a table. A Table holds only strings, integers, bools,
 // slices and pointers to those, which encoding/json cannot fail on, so an
 // error here is a programming error (a field of a type json rejects).
-func mustEncode(t *table.Table) []byte {
-	b, err := table.Encode(t)
+func (s *Server) encode(t *table.Table) []byte {
+	b, err := s.enc.Encode(t)
 	if err != nil {
 		panic(fmt.Sprintf("distribution: encoding a table failed: %v", err))
 	}

@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/nodemesh/nodemesh/pkg/shadow"
 	"github.com/nodemesh/nodemesh/pkg/table"
@@ -21,6 +22,50 @@ import (
 // Build makes the routing table of topo. Version is left 0: the
 // distribution server assigns it when it publishes.
 func Build(topo *topology.Topology) *table.Table {
+	return new(Builder).Build(topo)
+}
+
+// Builder is Build with a memory: when a topology shares its pod list with
+// the previous one (topology.Builder reuses it while the pods are
+// unchanged), the table's pod list is reused too, and a table.Encoder can
+// then reuse its encoding. The output is always Build's; reused lists are
+// shared between tables, which must not be modified. Safe for concurrent
+// use.
+type Builder struct {
+	mu   sync.Mutex
+	from []*topology.Pod
+	pods table.PodList
+}
+
+// Build builds topo like the package's Build, reusing what it can.
+func (bu *Builder) Build(topo *topology.Topology) *table.Table {
+	t := build(topo)
+	bu.mu.Lock()
+	defer bu.mu.Unlock()
+	if !sameSlice(bu.from, topo.Pods) {
+		bu.from, bu.pods = topo.Pods, podList(topo.Pods)
+	}
+	t.Pods = bu.pods
+	return t
+}
+
+// sameSlice reports whether a and b are the same slice (not merely equal).
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
+// podList gives the table's pod identities, sorted by IP.
+func podList(pods []*topology.Pod) table.PodList {
+	out := make(table.PodList, len(pods))
+	for i, p := range pods {
+		out[i] = table.Pod{IP: p.IP, Namespace: p.Namespace, Name: p.Name, ServiceAccount: p.ServiceAccount, Node: p.Node, Workload: p.Workload}
+	}
+	slices.SortFunc(out, func(a, b table.Pod) int { return cmp.Compare(a.IP, b.IP) })
+	return out
+}
+
+// build makes every part of the table but its pods.
+func build(topo *topology.Topology) *table.Table {
 	t := &table.Table{Schema: table.SchemaVersion, ACL: topo.Options.ACL}
 	b := &builder{topo: topo, endpoints: map[epKey][]table.Endpoint{}}
 	if topo.Options.ACL {
@@ -51,10 +96,6 @@ func Build(topo *topology.Topology) *table.Table {
 	}
 	fixDefaultPorts(t.HTTP)
 	t.Nodes = topo.Nodes
-	t.Pods = make([]table.Pod, len(topo.Pods))
-	for i, p := range topo.Pods {
-		t.Pods[i] = table.Pod{IP: p.IP, Namespace: p.Namespace, Name: p.Name, ServiceAccount: p.ServiceAccount, Node: p.Node, Workload: p.Workload}
-	}
 	sortTable(t)
 	return t
 }
@@ -243,5 +284,4 @@ func sortTable(t *table.Table) {
 	byProxyPort := func(a, b table.StreamRoute) int { return cmp.Compare(a.ProxyPort, b.ProxyPort) }
 	slices.SortFunc(t.TCP, byProxyPort)
 	slices.SortFunc(t.UDP, byProxyPort)
-	slices.SortFunc(t.Pods, func(a, b table.Pod) int { return cmp.Compare(a.IP, b.IP) })
 }

@@ -3,6 +3,9 @@ package topology
 import (
 	"slices"
 	"strings"
+	"sync"
+
+	corev1 "k8s.io/api/core/v1"
 
 	"github.com/nodemesh/nodemesh/pkg/snapshot"
 )
@@ -11,6 +14,52 @@ import (
 // ObjectError on the object at fault, and every other object still builds.
 // The snapshot is not modified. A nil snapshot gives an empty Topology.
 func Build(s *snapshot.Snapshot, opts Options) *Topology {
+	return new(Builder).Build(s, opts)
+}
+
+// Builder is Build with a memory: it keeps what its previous build derived
+// from inputs that have not changed since, and reuses it. Its output is
+// always what Build gives for the same snapshot; only the cost differs.
+//
+// The memory is keyed by object identity. A snapshot's objects come from
+// informer caches, which replace an object on every change and never modify
+// one in place, so the same pointer means the same content. Today it keeps
+// the pod identities: every pod of the mesh, and the largest part of a
+// build, which a weight edit or a new Service leaves as they were.
+//
+// Reused results are shared between the Topologies of successive builds,
+// which, like every Topology, must not be modified. A Builder is safe for
+// concurrent use, though builds then wait for each other.
+type Builder struct {
+	mu   sync.Mutex
+	pods *podMemo
+}
+
+// podMemo is the pod identities built from one set of snapshot pods.
+type podMemo struct {
+	in   map[*corev1.Pod]struct{}
+	out  []*Pod
+	errs errorList
+}
+
+// sameInputs reports whether pods are exactly the memo's input (each
+// pointer once).
+func (m *podMemo) sameInputs(pods []*corev1.Pod) bool {
+	if m == nil || len(m.in) != len(pods) {
+		return false
+	}
+	for _, p := range pods {
+		if _, ok := m.in[p]; !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// Build builds s like the package's Build, reusing what it can.
+func (bu *Builder) Build(s *snapshot.Snapshot, opts Options) *Topology {
+	bu.mu.Lock()
+	defer bu.mu.Unlock()
 	if s == nil {
 		s = &snapshot.Snapshot{}
 	}
@@ -21,7 +70,7 @@ func Build(s *snapshot.Snapshot, opts Options) *Topology {
 	}
 
 	b.indexInputs()
-	t.Pods = b.buildPods()
+	t.Pods = bu.buildPods(b)
 	t.Nodes = b.buildNodes()
 	t.Services = b.buildServices()
 	b.attachEndpoints(t.Services)
@@ -39,6 +88,26 @@ func Build(s *snapshot.Snapshot, opts Options) *Topology {
 	t.idx = nil // lookups see the final slices
 	t.index()
 	return t
+}
+
+// buildPods reuses the previous pod identities, and their errors, when the
+// snapshot holds exactly the same pods.
+func (bu *Builder) buildPods(b *builder) []*Pod {
+	if bu.pods.sameInputs(b.snap.Pods) {
+		b.errs = append(b.errs, bu.pods.errs...)
+		return bu.pods.out
+	}
+	before := len(b.errs)
+	out := b.buildPods()
+	m := &podMemo{in: make(map[*corev1.Pod]struct{}, len(b.snap.Pods)), out: out, errs: slices.Clone(b.errs[before:])}
+	for _, p := range b.snap.Pods {
+		m.in[p] = struct{}{}
+	}
+	bu.pods = nil
+	if len(m.in) == len(b.snap.Pods) { // a pod listed twice is built afresh every time
+		bu.pods = m
+	}
+	return out
 }
 
 // builder holds the working state of one Build.

@@ -1,0 +1,55 @@
+package topology_test
+
+import (
+	"bytes"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/nodemesh/nodemesh/pkg/snapshot"
+	"github.com/nodemesh/nodemesh/pkg/snapshot/snapshottest"
+	"github.com/nodemesh/nodemesh/pkg/topology"
+)
+
+// TestBuilderMatchesBuild runs one Builder through every fixture, each built
+// twice (the second time from a shuffled copy holding the same objects, so
+// the memory is used) and then with its pods changed in the ways an
+// informer changes them, and expects Build's bytes every time.
+func TestBuilderMatchesBuild(t *testing.T) {
+	var bu topology.Builder
+	check := func(what string, s *snapshot.Snapshot, opts topology.Options) {
+		t.Helper()
+		want := encode(t, topology.Build(s, opts))
+		if got := encode(t, bu.Build(s, opts)); !bytes.Equal(got, want) {
+			t.Fatalf("%s: Builder differs from Build:\n%s\nwant\n%s", what, got, want)
+		}
+	}
+	r := rand.New(rand.NewPCG(1, 2))
+	for _, path := range fixtures(t) {
+		s, opts := load(t, path)
+		check(path, s, opts)
+		check(path+" again, shuffled", snapshottest.Shuffle(s, r), opts)
+		if len(s.Pods) == 0 {
+			continue
+		}
+		// An update replaces a pod with a new object: here its IP moves
+		// onto another pod's, which makes both lose their identity.
+		moved := *s
+		moved.Pods = slices.Clone(s.Pods)
+		p := moved.Pods[0].DeepCopy()
+		p.Status.PodIP = moved.Pods[len(moved.Pods)-1].Status.PodIP
+		p.Status.PodIPs = []corev1.PodIP{{IP: p.Status.PodIP}}
+		moved.Pods[0] = p
+		check(path+" with a pod's IP moved", &moved, opts)
+		check(path+" back to the original pods", s, opts)
+		deleted := *s
+		deleted.Pods = s.Pods[1:]
+		check(path+" with a pod deleted", &deleted, opts)
+		twice := *s
+		twice.Pods = append(slices.Clone(s.Pods), s.Pods[0])
+		check(path+" with a pod listed twice", &twice, opts)
+		check(path+" with the same pod listed twice again", &twice, opts)
+	}
+}
