@@ -52,13 +52,11 @@ import (
 // unit of work.
 const rebuildKey = "rebuild"
 
-// shadowRebuildDelay is how long a change of a shadow Service waits before
-// it costs a rebuild. Shadow events are mostly the echo of our own writes
-// (they only add the new ClusterIP to the route's hosts); a backlog of 1,000
-// creates would otherwise cause a rebuild, and a new table version for every
-// proxy to fetch, per write. The workqueue keeps one pending delayed key, so
-// a burst costs one rebuild per delay. Events of user objects rebuild at once.
-const shadowRebuildDelay = 500 * time.Millisecond
+// shadowRebuildInterval is the least time between two rebuilds asked for by
+// shadow Service events (see throttle): a lone event rebuilds at once, a
+// backlog's stream of them once per interval. Events of user objects always
+// rebuild at once.
+const shadowRebuildInterval = 500 * time.Millisecond
 
 // Controller is one controller replica.
 type Controller struct {
@@ -74,8 +72,14 @@ type Controller struct {
 	src *sources
 	smi smidiscovery.Result
 
-	rebuilds workqueue.TypedRateLimitingInterface[string]
-	writer   atomic.Pointer[shadowWriter] // nil unless leading
+	// The builders keep what a rebuild can reuse from the previous one; only
+	// the rebuild worker uses them.
+	topoBuilder  topology.Builder
+	routeBuilder routing.Builder
+
+	rebuilds    workqueue.TypedRateLimitingInterface[string]
+	shadowKicks *throttle                    // spaces out the rebuilds of shadow events
+	writer      atomic.Pointer[shadowWriter] // nil unless leading
 
 	leader   leaderState
 	topo     atomic.Pointer[topology.Topology]
@@ -85,7 +89,7 @@ type Controller struct {
 	listened chan struct{}
 
 	mu      sync.Mutex
-	desired desiredShadows // from the latest build; read by shadow workers
+	desired *desiredState // from the latest build; read by shadow workers
 }
 
 // New checks cfg and makes the clients from restConfig, with QPS and Burst
@@ -119,11 +123,12 @@ func New(cfg Config, restConfig *rest.Config) (*Controller, error) {
 // newWithClients makes a Controller on given clients (tests pass fakes).
 func newWithClients(cfg Config, opts topology.Options, c clients) *Controller {
 	ctrl := &Controller{
-		cfg:      cfg,
-		opts:     opts,
-		clients:  c,
-		server:   distribution.NewServer(distribution.ServerOptions{}),
-		listened: make(chan struct{}),
+		cfg:         cfg,
+		opts:        opts,
+		clients:     c,
+		server:      distribution.NewServer(distribution.ServerOptions{}),
+		listened:    make(chan struct{}),
+		shadowKicks: newThrottle(shadowRebuildInterval),
 		rebuilds: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodemesh-rebuild"}),
 	}
@@ -222,8 +227,10 @@ func (c *Controller) handler(kind string) cache.ResourceEventHandler {
 	enqueue := func(event string) {
 		c.metrics.informerEvents.WithLabelValues(kind, event).Inc()
 		if kind == kindShadow {
-			c.rebuilds.AddAfter(rebuildKey, shadowRebuildDelay)
-			return
+			if d := c.shadowKicks.delay(); d > 0 {
+				c.rebuilds.AddAfter(rebuildKey, d)
+				return
+			}
 		}
 		c.rebuilds.Add(rebuildKey)
 	}
@@ -285,16 +292,16 @@ func (c *Controller) rebuild() error {
 	if err != nil {
 		return fmt.Errorf("reading the informer caches: %w", err)
 	}
-	topo := topology.Build(snap, c.opts)
-	tbl := routing.Build(topo)
+	topo := c.topoBuilder.Build(snap, c.opts)
+	tbl := c.routeBuilder.Build(topo)
 	version := c.server.Publish(tbl)
 	c.topo.Store(topo)
 	took := time.Since(began)
 	c.metrics.observeBuild(took, version, len(topo.Errors))
 	klog.V(2).Infof("built table version %d: %d services, %d object errors, in %s", version, len(topo.Services), len(topo.Errors), took)
 
-	desired := newDesiredShadows(topo)
 	c.mu.Lock()
+	desired := nextDesired(c.desired, topo)
 	c.desired = desired
 	c.mu.Unlock()
 	if w := c.writer.Load(); w != nil {

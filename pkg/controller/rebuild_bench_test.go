@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"testing"
 
+	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
 	accessfake "github.com/servicemeshinterface/smi-sdk-go/pkg/gen/client/access/clientset/versioned/fake"
 	specsfake "github.com/servicemeshinterface/smi-sdk-go/pkg/gen/client/specs/clientset/versioned/fake"
 	splitfake "github.com/servicemeshinterface/smi-sdk-go/pkg/gen/client/split/clientset/versioned/fake"
@@ -18,6 +19,7 @@ import (
 	"k8s.io/utils/ptr"
 
 	"github.com/nodemesh/nodemesh/pkg/smidiscovery"
+	"github.com/nodemesh/nodemesh/pkg/snapshot"
 )
 
 // benchObjects is the controller benchmark's shape: n Services of one HTTP
@@ -53,8 +55,24 @@ func benchObjects(n int) []runtime.Object {
 	return objs
 }
 
-// benchRebuild measures one rebuild (snapshot, both builds, publish) over
-// synced informer caches, without writers: what every event costs.
+// benchSplits is the controller benchmark's TrafficSplits: an 80/20 split
+// on every tenth of n services, towards its two neighbours.
+func benchSplits(n int) []*splitv1alpha4.TrafficSplit {
+	var out []*splitv1alpha4.TrafficSplit
+	for i := 0; i < n; i += 10 {
+		out = append(out, &splitv1alpha4.TrafficSplit{
+			ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: fmt.Sprintf("svc-%05d", i)},
+			Spec: splitv1alpha4.TrafficSplitSpec{Service: fmt.Sprintf("svc-%05d", i), Backends: []splitv1alpha4.TrafficSplitBackend{
+				{Service: fmt.Sprintf("svc-%05d", (i+1)%n), Weight: 80}, {Service: fmt.Sprintf("svc-%05d", (i+2)%n), Weight: 20},
+			}},
+		})
+	}
+	return out
+}
+
+// benchRebuild measures the rebuild after one TrafficSplit weight edit
+// (snapshot, both builds, publish, the shadow diff) over synced informer
+// caches, as the leader: what a weight edit costs the controller.
 func benchRebuild(b *testing.B, n int) {
 	kube := fake.NewClientset(benchObjects(n)...)
 	cfg := testConfig()
@@ -65,14 +83,32 @@ func benchRebuild(b *testing.B, n int) {
 	c.src = newSources(c.clients, cfg, smidiscovery.Result{}, func(string) cache.ResourceEventHandler { return cache.ResourceEventHandlerFuncs{} })
 	c.src.start(ctx.Done())
 	cache.WaitForCacheSync(ctx.Done(), c.src.synced...)
+	// The splits are served from a list of our own (smi-sdk-go's fake
+	// clientset cannot feed an informer), which an edit changes as an
+	// informer does: the edited split becomes a new object.
+	c.smi = smidiscovery.Result{Status: snapshot.SMIStatus{Split: "v1alpha4"}}
+	splits := benchSplits(n)
+	c.src.splits = []listFunc[*splitv1alpha4.TrafficSplit]{func() ([]*splitv1alpha4.TrafficSplit, error) { return splits, nil }}
+	w := newShadowWriter(c)
+	c.writer.Store(w)
+	defer w.bulk.ShutDown()
+	defer w.fresh.ShutDown()
+	if err := c.rebuild(); err != nil { // the first build, and its shadow diff
+		b.Fatal(err)
+	}
 	b.ReportAllocs()
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		// Alternate one weight-like change so Publish encodes a new version
-		// each time, as after a real edit.
-		c.opts.ProxyHTTPPort = int32(7000 + i%2)
+		edited := splits[0].DeepCopy()
+		weight := 1 + i%97
+		edited.Spec.Backends[0].Weight, edited.Spec.Backends[1].Weight = weight, 100-weight
+		splits = append([]*splitv1alpha4.TrafficSplit{edited}, splits[1:]...)
+		before := c.server.Version()
 		if err := c.rebuild(); err != nil {
 			b.Fatal(err)
+		}
+		if c.server.Version() == before {
+			b.Fatal("the weight edit published no new table")
 		}
 	}
 }

@@ -30,13 +30,36 @@ const freshLimit = 50
 // desiredShadows are the shadow Services one build wants, by name.
 type desiredShadows map[string]*corev1.Service
 
-func newDesiredShadows(topo *topology.Topology) desiredShadows {
-	list := shadow.Desired(topo.ShadowSpecs())
-	out := make(desiredShadows, len(list))
-	for _, s := range list {
-		out[s.Name] = s
+// desiredState is one build's desired shadows and the specs they were
+// rendered from. gen changes whenever the specs do, so a diff against an
+// unchanged lister can be skipped.
+type desiredState struct {
+	specs  []shadow.Spec
+	byName desiredShadows
+	gen    uint64
+}
+
+// nextDesired returns the desired shadows of topo: prev itself when topo
+// wants the same specs (most rebuilds change no shadow), else freshly
+// rendered ones.
+func nextDesired(prev *desiredState, topo *topology.Topology) *desiredState {
+	specs := topo.ShadowSpecs()
+	if prev != nil && slices.EqualFunc(prev.specs, specs, sameSpec) {
+		return prev
 	}
-	return out
+	list := shadow.Desired(specs)
+	d := &desiredState{specs: specs, byName: make(desiredShadows, len(list)), gen: 1}
+	if prev != nil {
+		d.gen = prev.gen + 1
+	}
+	for _, s := range list {
+		d.byName[s.Name] = s
+	}
+	return d
+}
+
+func sameSpec(a, b shadow.Spec) bool {
+	return a.Namespace == b.Namespace && a.Name == b.Name && a.Source == b.Source && slices.Equal(a.Ports, b.Ports)
 }
 
 // shadowWriter writes shadow Services while this replica leads. Each key is
@@ -57,6 +80,12 @@ type shadowWriter struct {
 	mu      sync.Mutex
 	pending map[string]bool // enqueued in a lane and not yet written
 	started bool            // a first diff was enqueued (it goes to bulk)
+
+	// The inputs of the last diff, which enqueueDiff skips when both are
+	// unchanged: the desired generation and the lister's objects (replaced
+	// by the informer on every change).
+	diffedGen    uint64
+	diffedActual map[*corev1.Service]struct{}
 }
 
 func newShadowWriter(c *Controller) *shadowWriter {
@@ -89,8 +118,15 @@ func (w *shadowWriter) run(ctx context.Context, workers int) {
 }
 
 // enqueueDiff enqueues every shadow whose lister state differs from desired,
-// and every orphan (a managed shadow no source wants).
-func (w *shadowWriter) enqueueDiff(desired desiredShadows, actual []*corev1.Service) {
+// and every orphan (a managed shadow no source wants). A diff of the same
+// desired generation against the same lister objects as the last one finds
+// nothing new (its names were enqueued then, and failed writes are retried
+// by the lanes), so it is skipped.
+func (w *shadowWriter) enqueueDiff(d *desiredState, actual []*corev1.Service) {
+	if w.sameDiffInputs(d.gen, actual) {
+		return
+	}
+	desired := d.byName
 	byName := make(map[string]*corev1.Service, len(actual))
 	var diffs []string
 	for _, a := range actual {
@@ -114,6 +150,11 @@ func (w *shadowWriter) enqueueDiff(desired desiredShadows, actual []*corev1.Serv
 			fresh = append(fresh, name)
 		}
 	}
+	w.diffedGen = d.gen
+	w.diffedActual = make(map[*corev1.Service]struct{}, len(actual))
+	for _, a := range actual {
+		w.diffedActual[a] = struct{}{}
+	}
 	lane := w.fresh
 	if !w.started || len(fresh) > freshLimit {
 		lane = w.bulk
@@ -122,6 +163,21 @@ func (w *shadowWriter) enqueueDiff(desired desiredShadows, actual []*corev1.Serv
 	for _, name := range fresh {
 		lane.Add(name)
 	}
+}
+
+// sameDiffInputs reports whether the last diff had these inputs.
+func (w *shadowWriter) sameDiffInputs(gen uint64, actual []*corev1.Service) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if w.diffedGen != gen || len(w.diffedActual) != len(actual) {
+		return false
+	}
+	for _, a := range actual {
+		if _, ok := w.diffedActual[a]; !ok {
+			return false
+		}
+	}
+	return true
 }
 
 // processNext handles one key of q; false when q is shut down.
@@ -152,7 +208,10 @@ func (w *shadowWriter) processNext(ctx context.Context, q workqueue.TypedRateLim
 // sync makes the shadow Service name match the latest desired state.
 func (w *shadowWriter) sync(ctx context.Context, name string) error {
 	w.c.mu.Lock()
-	desired := w.c.desired[name]
+	var desired *corev1.Service
+	if w.c.desired != nil {
+		desired = w.c.desired.byName[name]
+	}
 	w.c.mu.Unlock()
 	actual, err := w.lister.Services(w.ns).Get(name)
 	if apierrors.IsNotFound(err) {

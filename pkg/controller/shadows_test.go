@@ -1,0 +1,77 @@
+package controller
+
+import (
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/client-go/util/workqueue"
+
+	"github.com/nodemesh/nodemesh/pkg/snapshot"
+	"github.com/nodemesh/nodemesh/pkg/topology"
+)
+
+// TestDesiredShadowsReused: the same specs keep the same desired state (and
+// generation); a changed port renders a new one.
+func TestDesiredShadowsReused(t *testing.T) {
+	first := nextDesired(nil, topo(80))
+	if again := nextDesired(first, topo(80)); again != first {
+		t.Error("the same specs rendered a new desired state")
+	}
+	changed := nextDesired(first, topo(81))
+	if changed == first || changed.gen == first.gen {
+		t.Fatal("changed specs kept the old desired state")
+	}
+	if p := changed.byName["web--shop"].Spec.Ports; len(p) != 1 || p[0].Port != 81 {
+		t.Errorf("desired ports %+v, want port 81", p)
+	}
+}
+
+// TestEnqueueDiffSkipsUnchangedInputs: a diff with the same desired
+// generation and the same lister objects enqueues nothing again, even after
+// its writes are done; a changed lister object is diffed again.
+func TestEnqueueDiffSkipsUnchangedInputs(t *testing.T) {
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+	defer q.ShutDown()
+	w := &shadowWriter{bulk: q, fresh: q, pending: map[string]bool{}}
+	d := &desiredState{gen: 1, byName: desiredShadows{"web--shop": shadowFor(80)}}
+	actual := []*corev1.Service{shadowFor(8080)} // differs: needs an update
+	drain := func() int {
+		n := q.Len()
+		for range n {
+			name, _ := q.Get()
+			q.Done(name)
+			w.mu.Lock()
+			delete(w.pending, name)
+			w.mu.Unlock()
+		}
+		return n
+	}
+	w.enqueueDiff(d, actual)
+	if n := drain(); n != 1 {
+		t.Fatalf("first diff enqueued %d names, want 1", n)
+	}
+	w.enqueueDiff(d, actual)
+	if n := drain(); n != 0 {
+		t.Fatalf("an unchanged diff enqueued %d names, want 0", n)
+	}
+	w.enqueueDiff(d, []*corev1.Service{shadowFor(8080)}) // a new lister object
+	if n := drain(); n != 1 {
+		t.Fatalf("a diff against a new lister object enqueued %d names, want 1", n)
+	}
+	w.enqueueDiff(&desiredState{gen: 2, byName: d.byName}, actual) // a new generation
+	if n := drain(); n != 1 {
+		t.Fatalf("a diff of a new generation enqueued %d names, want 1", n)
+	}
+}
+
+// topo builds a topology of shop/web with one HTTP port.
+func topo(port int32) *topology.Topology {
+	svc := service("shop", "web", nil, corev1.ServicePort{Name: "http", Port: port, TargetPort: intstr.FromInt32(8080)})
+	return topology.Build(&snapshot.Snapshot{Services: []*corev1.Service{svc}}, topology.Options{})
+}
+
+// shadowFor renders the shadow of shop/web with one HTTP port.
+func shadowFor(port int32) *corev1.Service {
+	return nextDesired(nil, topo(port)).byName["web--shop"].DeepCopy()
+}

@@ -1,0 +1,51 @@
+package controller
+
+import (
+	"sync"
+	"time"
+)
+
+// throttle spaces out the rebuilds that shadow Service events ask for: at
+// most one per interval, and the first one at once (leading edge).
+//
+// Shadow events are mostly the echo of the controller's own writes; they
+// only add a new shadow's ClusterIP to its route's hosts. During a backlog
+// of 1,000 creates, a rebuild per event would make every proxy fetch one
+// table per write. A fixed delay on every event (what this replaced) made a
+// lone new Service wait that delay for its ClusterIP even on an idle
+// controller. With the leading edge, a lone event rebuilds at once; a
+// stream of events costs one rebuild per interval.
+//
+// The workqueue's AddAfter keeps one pending delayed key, the earliest, so
+// every event of an interval coalesces into the one scheduled rebuild.
+type throttle struct {
+	interval time.Duration
+	now      func() time.Time
+
+	mu        sync.Mutex
+	last      time.Time // the latest rebuild granted, at once or scheduled
+	scheduled time.Time // a scheduled rebuild not yet due, or zero
+}
+
+func newThrottle(interval time.Duration) *throttle {
+	return &throttle{interval: interval, now: time.Now}
+}
+
+// delay returns how long the rebuild an event asks for waits: zero when no
+// rebuild was granted within the last interval, else until the end of that
+// interval (the same instant for every event until then).
+func (t *throttle) delay() time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := t.now()
+	if now.Before(t.scheduled) {
+		return t.scheduled.Sub(now)
+	}
+	if t.last.IsZero() || now.Sub(t.last) >= t.interval {
+		t.last = now
+		return 0
+	}
+	t.scheduled = t.last.Add(t.interval)
+	t.last = t.scheduled
+	return t.scheduled.Sub(now)
+}
