@@ -2,6 +2,7 @@ package routing_test
 
 import (
 	"bytes"
+	"slices"
 	"testing"
 
 	"github.com/nodemesh/nodemesh/pkg/routing"
@@ -38,6 +39,19 @@ func TestBuilderMatchesBuild(t *testing.T) {
 				t.Errorf("%s: unchanged pods were not reused", path)
 			}
 			prev = got
+		}
+		if len(s.EndpointSlices) == 0 {
+			continue
+		}
+		// A slice that lost endpoints: its backend is built again.
+		edited := *s
+		edited.EndpointSlices = slices.Clone(s.EndpointSlices)
+		es := s.EndpointSlices[0].DeepCopy()
+		es.Endpoints = es.Endpoints[:len(es.Endpoints)/2]
+		edited.EndpointSlices[0] = es
+		want, _ = table.Encode(build(&edited, opts))
+		if b, _ := enc.Encode(rb.Build(tb.Build(&edited, opts))); !bytes.Equal(b, want) {
+			t.Fatalf("%s with a slice edited: builders differ from Build:\n%s\nwant\n%s", path, b, want)
 		}
 	}
 }

@@ -35,13 +35,23 @@ type Builder struct {
 	mu   sync.Mutex
 	from []*topology.Pod
 	pods table.PodList
+	// eps are the previous build's ready endpoint lists, by the topology
+	// endpoint list they came from (topology.Builder shares an unchanged
+	// service's lists between builds).
+	eps map[epKey]epMemo
+}
+
+type epMemo struct {
+	from []topology.Endpoint
+	out  []table.Endpoint
 }
 
 // Build builds topo like the package's Build, reusing what it can.
 func (bu *Builder) Build(topo *topology.Topology) *table.Table {
-	t := build(topo)
 	bu.mu.Lock()
 	defer bu.mu.Unlock()
+	t, eps := build(topo, bu.eps)
+	bu.eps = eps
 	if !sameSlice(bu.from, topo.Pods) {
 		bu.from, bu.pods = topo.Pods, podList(topo.Pods)
 	}
@@ -64,10 +74,11 @@ func podList(pods []*topology.Pod) table.PodList {
 	return out
 }
 
-// build makes every part of the table but its pods.
-func build(topo *topology.Topology) *table.Table {
+// build makes every part of the table but its pods, reusing the endpoint
+// lists of prev whose source is the same slice; it returns those it used.
+func build(topo *topology.Topology, prev map[epKey]epMemo) (*table.Table, map[epKey]epMemo) {
 	t := &table.Table{Schema: table.SchemaVersion, ACL: topo.Options.ACL}
-	b := &builder{topo: topo, endpoints: map[epKey][]table.Endpoint{}}
+	b := &builder{topo: topo, prev: prev, endpoints: map[epKey]epMemo{}}
 	if topo.Options.ACL {
 		b.acl = newACL(topo)
 	}
@@ -97,14 +108,15 @@ func build(topo *topology.Topology) *table.Table {
 	fixDefaultPorts(t.HTTP)
 	t.Nodes = topo.Nodes
 	sortTable(t)
-	return t
+	return t, b.endpoints
 }
 
 type builder struct {
 	topo *topology.Topology
 	// endpoints caches the ready endpoints of (service, port, protocol): a
-	// backend shared by many routes is converted once.
-	endpoints map[epKey][]table.Endpoint
+	// backend shared by many routes is converted once. prev is the previous
+	// build's.
+	endpoints, prev map[epKey]epMemo
 	// acl is set when access control is on.
 	acl *acl
 }
@@ -236,8 +248,14 @@ func (b *builder) splitBackends(split *topology.Split, root *topology.ServicePor
 // backend returns svc's ready endpoints of port p as one weighted backend.
 func (b *builder) backend(svc *topology.Service, p *topology.ServicePort, weight int32) table.Backend {
 	k := epKey{svc.Namespace, svc.Name, p.Port, p.Protocol}
-	eps, ok := b.endpoints[k]
+	m, ok := b.endpoints[k]
 	if !ok {
+		if m, ok = b.prev[k]; ok && sameSlice(m.from, p.Endpoints) {
+			b.endpoints[k] = m
+		}
+	}
+	eps := m.out
+	if !ok || !sameSlice(m.from, p.Endpoints) {
 		eps = make([]table.Endpoint, 0, len(p.Endpoints))
 		for _, e := range p.Endpoints {
 			if e.Ready {
@@ -246,7 +264,7 @@ func (b *builder) backend(svc *topology.Service, p *topology.ServicePort, weight
 		}
 		slices.SortFunc(eps, func(a, b table.Endpoint) int { return cmp.Compare(a.Address, b.Address) })
 		eps = slices.CompactFunc(eps, func(a, b table.Endpoint) bool { return a.Address == b.Address })
-		b.endpoints[k] = eps
+		b.endpoints[k] = epMemo{from: p.Endpoints, out: eps}
 	}
 	return table.Backend{Service: svc.Ref(), Weight: weight, Endpoints: eps}
 }

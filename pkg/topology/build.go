@@ -31,8 +31,9 @@ func Build(s *snapshot.Snapshot, opts Options) *Topology {
 // which, like every Topology, must not be modified. A Builder is safe for
 // concurrent use, though builds then wait for each other.
 type Builder struct {
-	mu   sync.Mutex
-	pods *podMemo
+	mu       sync.Mutex
+	pods     *podMemo
+	services serviceMemos
 }
 
 // podMemo is the pod identities built from one set of snapshot pods.
@@ -72,8 +73,9 @@ func (bu *Builder) Build(s *snapshot.Snapshot, opts Options) *Topology {
 	b.indexInputs()
 	t.Pods = bu.buildPods(b)
 	t.Nodes = b.buildNodes()
+	b.memo = bu.services.begin(b)
 	t.Services = b.buildServices()
-	b.attachEndpoints(t.Services)
+	bu.services = b.memo.end()
 	b.allocatePorts(t.Services)
 	t.DNSRewrites = b.dnsRewrites(t.Services)
 
@@ -95,6 +97,7 @@ func (bu *Builder) Build(s *snapshot.Snapshot, opts Options) *Topology {
 func (bu *Builder) buildPods(b *builder) []*Pod {
 	if bu.pods.sameInputs(b.snap.Pods) {
 		b.errs = append(b.errs, bu.pods.errs...)
+		b.podsSame = true
 		return bu.pods.out
 	}
 	before := len(b.errs)
@@ -117,6 +120,13 @@ type builder struct {
 	errs errorList
 
 	in inputs
+
+	// podsSame is set when the snapshot's pods are the previous build's;
+	// podLookups counts lookups of a pod by name (named targetPorts), so a
+	// service whose endpoints needed one is rebuilt when pods change.
+	podsSame   bool
+	podLookups int
+	memo       *serviceRound
 }
 
 // sortedBy returns a sorted copy of objs, ordered by (namespace, name).

@@ -31,9 +31,55 @@ func TestBuilderMatchesBuild(t *testing.T) {
 		s, opts := load(t, path)
 		check(path, s, opts)
 		check(path+" again, shuffled", snapshottest.Shuffle(s, r), opts)
+		aliased := opts
+		aliased.Aliases = []string{"maesh"}
+		check(path+" with an alias", s, aliased)
+		check(path+" without it again", s, opts)
+		if len(s.Services) > 0 {
+			edited := *s
+			edited.Services = slices.Clone(s.Services)
+			svc := s.Services[0].DeepCopy()
+			svc.Annotations = map[string]string{"nodemesh.io/retry-attempts": "2"}
+			if len(svc.Spec.Ports) > 0 {
+				svc.Spec.Ports[0].Port++
+			}
+			edited.Services[0] = svc
+			check(path+" with a service edited", &edited, opts)
+		}
+		if len(s.EndpointSlices) > 0 {
+			edited := *s
+			edited.EndpointSlices = slices.Clone(s.EndpointSlices)
+			es := s.EndpointSlices[0].DeepCopy()
+			es.Endpoints = es.Endpoints[:len(es.Endpoints)/2]
+			edited.EndpointSlices[0] = es
+			check(path+" with a slice edited", &edited, opts)
+		}
+		if len(s.Nodes) > 0 {
+			edited := *s
+			edited.Nodes = slices.Clone(s.Nodes)
+			n := s.Nodes[0].DeepCopy()
+			n.Labels = map[string]string{"topology.kubernetes.io/zone": "elsewhere"}
+			edited.Nodes[0] = n
+			check(path+" with a node's zone changed", &edited, opts)
+		}
+		check(path+" as it was", s, opts)
 		if len(s.Pods) == 0 {
 			continue
 		}
+		// Named targetPorts resolve in the pods: renumber every container
+		// port.
+		renumbered := *s
+		renumbered.Pods = make([]*corev1.Pod, len(s.Pods))
+		for i, p := range s.Pods {
+			p = p.DeepCopy()
+			for j := range p.Spec.Containers {
+				for k := range p.Spec.Containers[j].Ports {
+					p.Spec.Containers[j].Ports[k].ContainerPort += 1000
+				}
+			}
+			renumbered.Pods[i] = p
+		}
+		check(path+" with container ports renumbered", &renumbered, opts)
 		// An update replaces a pod with a new object: here its IP moves
 		// onto another pod's, which makes both lose their identity.
 		moved := *s

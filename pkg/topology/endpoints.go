@@ -14,12 +14,9 @@ import (
 // carries the number resolved for its own pods, so a named targetPort that
 // differs between pods resolves per slice. When a slice gives no number, the
 // targetPort is used, and a named one is looked up in the endpoint's pod.
-func (b *builder) attachEndpoints(services []*Service) {
-	for _, svc := range services {
-		list := b.in.slices[svc.Key()]
-		for _, p := range svc.Ports {
-			p.Endpoints = b.portEndpoints(svc, p, list)
-		}
+func (b *builder) attachEndpoints(svc *Service, list []*discoveryv1.EndpointSlice) {
+	for _, p := range svc.Ports {
+		p.Endpoints = b.portEndpoints(svc, p, list)
 	}
 }
 

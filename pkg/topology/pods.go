@@ -58,6 +58,7 @@ func (b *builder) indexInputs() {
 
 // pod returns the snapshot's pod namespace/name, or nil.
 func (b *builder) pod(namespace, name string) *corev1.Pod {
+	b.podLookups++
 	if b.in.podsByName == nil {
 		b.in.podsByName = make(map[types.NamespacedName]*corev1.Pod, len(b.snap.Pods))
 		for _, p := range b.snap.Pods {

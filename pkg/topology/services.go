@@ -24,7 +24,7 @@ func (b *builder) buildServices() []*Service {
 			b.errs.add(KindService, k8s.Namespace, k8s.Name, "not meshable: %s", reason)
 			continue
 		}
-		svc := b.buildService(k8s)
+		svc := b.memo.service(k8s)
 		if len(svc.Ports) == 0 {
 			b.errs.add(KindService, k8s.Namespace, k8s.Name, "not meshable: no port the mesh can serve")
 			continue

@@ -1,0 +1,99 @@
+package topology
+
+import (
+	"maps"
+	"reflect"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
+	"k8s.io/apimachinery/pkg/types"
+)
+
+// serviceMemos are a Builder's services of the previous build, each with
+// its ports and endpoints, before anything that depends on other services
+// (shadow names, proxy ports, splits) was set. A Service whose object and
+// EndpointSlices are the very same as then is cloned from its memo instead
+// of being parsed and matched against its slices again.
+type serviceMemos struct {
+	byKey map[types.NamespacedName]*serviceMemo
+	// What every memo also depends on: the options (domain, aliases, default
+	// traffic type) and the node zones (each endpoint's zone).
+	opts  Options
+	zones map[string]string
+}
+
+type serviceMemo struct {
+	src    *corev1.Service
+	slices []*discoveryv1.EndpointSlice
+	svc    *Service // a template: cloned, never handed out
+	errs   errorList
+	// usesPods is set when resolving its endpoints looked up a pod (a named
+	// targetPort without a number in the slice): it then also depends on
+	// the pods.
+	usesPods bool
+}
+
+// serviceRound is one build's use of the memos: what it may reuse, and
+// what it leaves for the next build.
+type serviceRound struct {
+	b    *builder
+	prev map[types.NamespacedName]*serviceMemo
+	next serviceMemos
+}
+
+// begin starts a build's round; memos of other options or zones are dropped.
+func (m serviceMemos) begin(b *builder) *serviceRound {
+	r := &serviceRound{b: b, next: serviceMemos{byKey: map[types.NamespacedName]*serviceMemo{}, opts: b.opts, zones: b.in.nodeZone}}
+	if m.byKey != nil && sameOptions(m.opts, b.opts) && maps.Equal(m.zones, b.in.nodeZone) {
+		r.prev = m.byKey
+	}
+	return r
+}
+
+// end returns the memos for the next build: the services of this one.
+func (r *serviceRound) end() serviceMemos { return r.next }
+
+// service builds the mesh service of k8s with its endpoints, or clones the
+// memo when every input is the same object as last time.
+func (r *serviceRound) service(k8s *corev1.Service) *Service {
+	b := r.b
+	key := nn(k8s.Namespace, k8s.Name)
+	list := b.in.slices[key]
+	if m := r.prev[key]; m != nil && m.src == k8s && slices.Equal(m.slices, list) && (b.podsSame || !m.usesPods) {
+		b.errs = append(b.errs, m.errs...)
+		r.next.byKey[key] = m
+		return m.svc.clone()
+	}
+	errs, lookups := len(b.errs), b.podLookups
+	svc := b.buildService(k8s)
+	b.attachEndpoints(svc, list)
+	r.next.byKey[key] = &serviceMemo{
+		src: k8s, slices: slices.Clone(list), svc: svc.clone(),
+		errs: slices.Clone(b.errs[errs:]), usesPods: b.podLookups != lookups,
+	}
+	return svc
+}
+
+// clone copies s deeply enough for a build to set its shadow name, cluster
+// IPs, split and proxy ports; the endpoint lists, aliases and middleware are
+// shared (nothing modifies them once built).
+func (s *Service) clone() *Service {
+	c := *s
+	c.Ports = make([]*ServicePort, len(s.Ports))
+	for i, p := range s.Ports {
+		q := *p
+		c.Ports[i] = &q
+	}
+	return &c
+}
+
+// sameOptions compares every option (a service's build reads only a few;
+// comparing all keeps that true when it reads more).
+func sameOptions(a, b Options) bool {
+	if !slices.Equal(a.Aliases, b.Aliases) {
+		return false
+	}
+	a.Aliases, b.Aliases = nil, nil
+	return reflect.DeepEqual(a, b)
+}
