@@ -233,16 +233,17 @@ func (v *validator) streams(proto string, routes []StreamRoute) {
 }
 
 func (v *validator) pods(pods []Pod) {
-	seen := map[netip.Addr]bool{}
+	seen := make(map[netip.Addr]bool, len(pods))
 	for _, p := range pods {
-		where := fmt.Sprintf("pod %s/%s", p.Namespace, p.Name)
+		// Named only on error: a table lists every pod of the mesh.
+		where := func() string { return fmt.Sprintf("pod %s/%s", p.Namespace, p.Name) }
 		ip, err := netip.ParseAddr(p.IP)
 		if err != nil {
-			v.addf(where, "bad ip %q", p.IP)
+			v.addf(where(), "bad ip %q", p.IP)
 			continue
 		}
 		if seen[ip] {
-			v.addf(where, "duplicate pod ip %s", p.IP)
+			v.addf(where(), "duplicate pod ip %s", p.IP)
 		}
 		seen[ip] = true
 	}
