@@ -4,13 +4,21 @@ import (
 	"context"
 	"fmt"
 	"runtime/debug"
+	"time"
 
 	"github.com/traefik/paerser/cli"
 	"k8s.io/client-go/tools/clientcmd"
+	"k8s.io/klog/v2"
 
 	"github.com/nodemesh/nodemesh/pkg/cmdline"
 	"github.com/nodemesh/nodemesh/pkg/controller"
+	"github.com/nodemesh/nodemesh/pkg/memtrim"
 )
+
+// controllerTrimDelay is when the controller drops its start-up pages: by
+// then its caches have usually synced and its first table is built, so the
+// pages that work needed are not dropped only to come back at once.
+const controllerTrimDelay = 20 * time.Second
 
 func newControllerCommand() *cli.Command {
 	cfg := controller.DefaultConfig()
@@ -34,6 +42,17 @@ func runController(ctx context.Context, cfg controller.Config) error {
 	c, err := controller.New(cfg, restConfig)
 	if err != nil {
 		return err
+	}
+	if cfg.TrimStartupPages {
+		trim := time.AfterFunc(controllerTrimDelay, func() {
+			released, err := memtrim.Executable()
+			if err != nil {
+				klog.InfoS("start-up pages of the executable kept", "reason", err.Error())
+				return
+			}
+			klog.InfoS("start-up pages of the executable dropped", "rssFreedMiB", fmt.Sprintf("%.1f", float64(released)/(1<<20)))
+		})
+		defer trim.Stop()
 	}
 	return c.Run(ctx)
 }
