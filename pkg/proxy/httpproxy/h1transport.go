@@ -54,10 +54,6 @@ type h1Conn struct {
 	idleSince time.Time
 }
 
-// staleRetries is how many reused connections a request may find closed
-// before it is sent on a fresh one.
-const staleRetries = 2
-
 func newH1Transport(fallback *http.Transport, dialer *net.Dialer, maxIdle int, idleTimeout, headerTimeout time.Duration) *h1Transport {
 	return &h1Transport{
 		fallback: fallback, dialer: dialer, maxIdle: maxIdle,
@@ -85,8 +81,14 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if _, _, err := net.SplitHostPort(addr); err != nil {
 		addr = net.JoinHostPort(strings.Trim(addr, "[]"), "80")
 	}
-	for stale := 0; ; stale++ {
-		pc, reused := t.getIdle(addr)
+	for retried := false; ; retried = true {
+		// A retry dials afresh: the connections idle beside a stale one
+		// are likely stale too (the backend restarted or timed them out).
+		var pc *h1Conn
+		var reused bool
+		if !retried {
+			pc, reused = t.getIdle(addr)
+		}
 		if pc == nil {
 			var err error
 			if pc, err = t.dial(ctx, addr); err != nil {
@@ -98,7 +100,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 			return resp, nil
 		}
 		pc.c.Close()
-		if reused && stale < staleRetries && ctx.Err() == nil && closedByPeer(err) {
+		if reused && ctx.Err() == nil && closedByPeer(err) {
 			continue // the backend closed this idle connection: send again on another
 		}
 		return nil, err
