@@ -66,7 +66,7 @@ type edgeRoute struct {
 	m         *edgeMetrics
 	svc       table.ServiceRef
 	sources   *edges.Sources
-	backendOf map[netip.AddrPort]string        // endpoint -> backend service
+	backendOf edges.Backends
 	backends  map[string]*edges.Cache[tcpEdge] // by backend service
 }
 
@@ -79,20 +79,12 @@ func (m *edgeMetrics) forRoute(t *table.Table, sr *table.StreamRoute) *edgeRoute
 	if m == nil {
 		return nil
 	}
-	r := &edgeRoute{m: m, svc: sr.Service, sources: m.resolver.For(t), backendOf: map[netip.AddrPort]string{}}
+	r := &edgeRoute{m: m, svc: sr.Service, sources: m.resolver.For(t), backendOf: edges.StreamBackends(sr)}
 	if m.on {
 		r.backends = map[string]*edges.Cache[tcpEdge]{}
 	}
 	for _, b := range sr.Backends {
 		name := b.Service.Name
-		for _, e := range b.Endpoints {
-			if ap, err := netip.ParseAddrPort(e.Address); err == nil {
-				k := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-				if _, dup := r.backendOf[k]; !dup { // a pod in two backends: the first
-					r.backendOf[k] = name
-				}
-			}
-		}
 		if m.on && r.backends[name] == nil {
 			r.backends[name] = &edges.Cache[tcpEdge]{New: r.children(name)}
 		}
@@ -158,10 +150,7 @@ func (ec *edgeConn) connected(backend *net.TCPConn, rm routeMetrics) routeMetric
 		ap := ta.AddrPort()
 		ec.endpoint = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	name, known := ec.r.backendOf[ec.endpoint]
-	if !known {
-		name = edges.UnknownValue
-	}
+	name := ec.r.backendOf.Of(ec.endpoint)
 	ec.backend = name
 	ec.up.Service, ec.down.Service = rm.toBackend, rm.toClient
 	if c := ec.r.backends[name]; c != nil {

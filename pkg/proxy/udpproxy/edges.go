@@ -58,8 +58,8 @@ type edgeRoute struct {
 	m         *edgeMetrics
 	svc       table.ServiceRef
 	sources   *edges.Sources
-	backendOf map[netip.AddrPort]string
-	backends  map[string]*edges.Cache[udpEdge]
+	backendOf edges.Backends
+	backends  map[string]*edges.Cache[udpEdge] // by backend service
 }
 
 // udpEdge is the children of one (source, service, backend).
@@ -69,17 +69,9 @@ func (m *edgeMetrics) forRoute(t *table.Table, sr *table.StreamRoute) *edgeRoute
 	if m == nil {
 		return nil
 	}
-	r := &edgeRoute{m: m, svc: sr.Service, sources: m.resolver.For(t), backendOf: map[netip.AddrPort]string{}, backends: map[string]*edges.Cache[udpEdge]{}}
+	r := &edgeRoute{m: m, svc: sr.Service, sources: m.resolver.For(t), backendOf: edges.StreamBackends(sr), backends: map[string]*edges.Cache[udpEdge]{}}
 	for _, b := range sr.Backends {
 		name := b.Service.Name
-		for _, e := range b.Endpoints {
-			if ap, err := netip.ParseAddrPort(e.Address); err == nil {
-				k := netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
-				if _, dup := r.backendOf[k]; !dup { // a pod in two backends: the first
-					r.backendOf[k] = name
-				}
-			}
-		}
 		if m.on && r.backends[name] == nil {
 			r.backends[name] = &edges.Cache[udpEdge]{New: func(s *edges.Source) *udpEdge {
 				m.series.Touch(edges.Dest{Service: sr.Service, Backend: name})
@@ -114,10 +106,7 @@ func (r *edgeRoute) open(client, endpoint netip.AddrPort, rm routeMetrics) (*edg
 		return nil, rm
 	}
 	es := &edgeSession{r: r, client: client, src: r.sources.Lookup(client.Addr()), endpoint: endpoint, start: time.Now(), log: r.m.log.Allow()}
-	name, ok := r.backendOf[netip.AddrPortFrom(endpoint.Addr().Unmap(), endpoint.Port())]
-	if !ok {
-		name = edges.UnknownValue
-	}
+	name := r.backendOf.Of(endpoint)
 	es.backend = name
 	es.up.Service, es.down.Service = rm.toBackend, rm.toClient
 	if c := r.backends[name]; c != nil {
