@@ -1,36 +1,19 @@
 package accesslog
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog/accesslogtest"
 )
 
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func TestEntryIsOneValidJSONLine(t *testing.T) {
-	var out syncBuffer
+	var out accesslogtest.Buffer
 	l := New(Options{Writer: &out})
 	start := time.Date(2026, 11, 25, 8, 0, 0, 123456789, time.UTC)
 	e := Entry{
@@ -70,7 +53,7 @@ func TestEntryIsOneValidJSONLine(t *testing.T) {
 
 func TestSamplingAndRateCap(t *testing.T) {
 	reg := prometheus.NewRegistry()
-	l := New(Options{Writer: &syncBuffer{}, SampleRatio: 0.1, MaxPerSecond: 5, Registerer: reg, manualReset: true})
+	l := New(Options{Writer: &accesslogtest.Buffer{}, SampleRatio: 0.1, MaxPerSecond: 5, Registerer: reg, manualReset: true})
 	defer l.Close()
 	allowed := 0
 	for range 1000 { // 100 sampled in, 5 within the cap
@@ -124,7 +107,7 @@ func TestNilLoggerIsOff(t *testing.T) {
 }
 
 func TestLogAfterCloseIsDropped(t *testing.T) {
-	var out syncBuffer
+	var out accesslogtest.Buffer
 	l := New(Options{Writer: &out})
 	l.Close()
 	l.Log(&Entry{Protocol: "http"}) // a request that outlived shutdown: no panic

@@ -1,34 +1,16 @@
 package httpproxy
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog"
+	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog/accesslogtest"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 // TestAccessLogEntryPerRequest: with the access log on (and edge metrics
 // off), a request writes one JSON line naming its source workload, the
@@ -36,7 +18,7 @@ func (l *lockedBuffer) String() string {
 func TestAccessLogEntryPerRequest(t *testing.T) {
 	dead := deadAddr(t)
 	v2 := newBackend(t, "web-v2")
-	var out lockedBuffer
+	var out accesslogtest.Buffer
 	log := accesslog.New(accesslog.Options{Writer: &out})
 	rt := New(Options{AccessLog: log})
 	t.Cleanup(rt.Close)

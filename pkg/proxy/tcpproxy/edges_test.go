@@ -1,11 +1,9 @@
 package tcpproxy
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/netip"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -13,26 +11,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog"
+	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog/accesslogtest"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
-
-// syncBuffer is a bytes.Buffer safe for the access log's writer goroutine.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // counterValues returns family name's samples as "labels" -> value.
 func counterValues(t *testing.T, reg *prometheus.Registry, name string) map[string]float64 {
@@ -63,7 +44,7 @@ func counterValues(t *testing.T, reg *prometheus.Registry, name string) map[stri
 // connection has an access log line.
 func TestEdgeMetricsAndAccessLog(t *testing.T) {
 	echo := nameServer(t, "echo-v2")
-	var out syncBuffer
+	var out accesslogtest.Buffer
 	log := accesslog.New(accesslog.Options{Writer: &out})
 	var refuse atomic.Bool
 	m, reg := newTestManager(t, Options{

@@ -1,42 +1,24 @@
 package udpproxy
 
 import (
-	"bytes"
 	"encoding/json"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog"
+	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog/accesslogtest"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // TestEdgeDatagramsAndSessionLog: datagrams of a known pod's session count
 // on its workload's edge with the backend the session is bound to, and the
 // session's end writes one access log line with its datagram counts.
 func TestEdgeDatagramsAndSessionLog(t *testing.T) {
 	backend := echoServer(t, "dns-v2")
-	var out syncBuffer
+	var out accesslogtest.Buffer
 	log := accesslog.New(accesslog.Options{Writer: &out})
 	m := newTestManager(t, Options{EdgeMetrics: true, AccessLog: log, IdleTimeout: 200 * time.Millisecond})
 	port := freePort(t)
