@@ -78,7 +78,14 @@ func (m *meshController) Stop() { m.stop() }
 // metric reads one sample of the replica's /metrics, 0 when absent.
 func (m *meshController) metric(t *testing.T, name string) float64 {
 	t.Helper()
-	resp, err := http.Get(m.URL + controller.PathMetrics)
+	return metricSample(t, http.DefaultClient, m.URL+controller.PathMetrics, name)
+}
+
+// metricSample reads the sample series (name and labels, as exposed) from
+// the Prometheus text at url, 0 when absent.
+func metricSample(t *testing.T, client *http.Client, url, series string) float64 {
+	t.Helper()
+	resp, err := client.Get(url)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,10 +93,10 @@ func (m *meshController) metric(t *testing.T, name string) float64 {
 	sc := bufio.NewScanner(resp.Body)
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), name+" "); ok {
+		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
 			f, err := strconv.ParseFloat(v, 64)
 			if err != nil {
-				t.Fatalf("metric %s: %v", name, err)
+				t.Fatalf("metric %s: %v", series, err)
 			}
 			return f
 		}

@@ -1,14 +1,12 @@
 package integration_test
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -302,23 +300,7 @@ func replacePod(t *testing.T, pod *harness.Pod, h http.HandlerFunc) *atomic.Int6
 // proxyMetric reads one sample of the proxy's /metrics, 0 when absent.
 func proxyMetric(t *testing.T, p *proxyProcess, series string) float64 {
 	t.Helper()
-	resp, err := plainHTTP.Get(p.admin + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 1<<20), 1<<20)
-	for sc.Scan() {
-		if v, ok := strings.CutPrefix(sc.Text(), series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", series, err)
-			}
-			return f
-		}
-	}
-	return 0
+	return metricSample(t, plainHTTP, p.admin+"/metrics", series)
 }
 
 // endpointsInProxy counts the endpoints of pol/<service>'s route in the
