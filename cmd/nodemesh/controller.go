@@ -44,15 +44,8 @@ func runController(ctx context.Context, cfg controller.Config) error {
 		return err
 	}
 	if cfg.TrimStartupPages {
-		trim := time.AfterFunc(controllerTrimDelay, func() {
-			released, err := memtrim.Executable()
-			if err != nil {
-				klog.InfoS("start-up pages of the executable kept", "reason", err.Error())
-				return
-			}
-			klog.InfoS("start-up pages of the executable dropped", "rssFreedMiB", fmt.Sprintf("%.1f", float64(released)/(1<<20)))
-		})
-		defer trim.Stop()
+		stopTrim := memtrim.ExecutableAfter(controllerTrimDelay, klog.InfoS)
+		defer stopTrim()
 	}
 	return c.Run(ctx)
 }

@@ -23,6 +23,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // Region is one mapping of the executable.
@@ -72,4 +73,18 @@ func residentBytes() (int64, error) {
 		return 0, err
 	}
 	return pages * int64(os.Getpagesize()), nil
+}
+
+// ExecutableAfter calls Executable once d from now and reports the outcome
+// through info (slog's Logger.Info and klog.InfoS both fit). The returned
+// stop cancels it if it has not run yet.
+func ExecutableAfter(d time.Duration, info func(msg string, keysAndValues ...any)) (stop func() bool) {
+	return time.AfterFunc(d, func() {
+		released, err := Executable()
+		if err != nil {
+			info("start-up pages of the executable kept", "reason", err.Error())
+			return
+		}
+		info("start-up pages of the executable dropped", "rssFreedMiB", fmt.Sprintf("%.1f", float64(released)/(1<<20)))
+	}).Stop
 }

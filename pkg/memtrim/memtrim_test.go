@@ -2,11 +2,13 @@ package memtrim
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestExecutableRegions(t *testing.T) {
@@ -79,5 +81,25 @@ func TestExecutableDropsPages(t *testing.T) {
 	// test binary's start-up touched is not.
 	if after >= before/2 {
 		t.Errorf("resident executable pages %d KiB → %d KiB: not dropped", before, after)
+	}
+}
+
+func TestExecutableAfterReports(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Linux only")
+	}
+	got := make(chan string, 1)
+	ExecutableAfter(0, func(msg string, kv ...any) { got <- fmt.Sprint(msg, kv) })
+	select {
+	case m := <-got:
+		if !strings.HasPrefix(m, "start-up pages of the executable dropped[rssFreedMiB ") {
+			t.Errorf("report %q", m)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no report")
+	}
+	stop := ExecutableAfter(time.Hour, func(string, ...any) { t.Error("a stopped trim ran") })
+	if !stop() {
+		t.Error("stop before the delay reported nothing to stop")
 	}
 }

@@ -74,8 +74,8 @@ func (p *Proxy) Run(ctx context.Context) error {
 	go func() { errc <- p.runSource(srcCtx) }()
 	p.log.Info("proxy started", "node", p.cfg.NodeName(), "http", p.httpL.Addr().String(), "admin", p.adminL.Addr().String())
 	if p.cfg.TrimStartupPages {
-		trim := time.AfterFunc(trimDelay, p.trimStartupPages)
-		defer trim.Stop()
+		stopTrim := memtrim.ExecutableAfter(trimDelay, p.log.Info)
+		defer stopTrim()
 	}
 
 	var err error
@@ -108,17 +108,6 @@ func (p *Proxy) Run(ctx context.Context) error {
 // dropped: by then the first table has usually been applied, so the pages
 // that path needed are not dropped and faulted back at once.
 const trimDelay = 2 * time.Second
-
-// trimStartupPages drops the executable's resident read-only pages (see
-// pkg/memtrim); those the proxy still runs come back on their next use.
-func (p *Proxy) trimStartupPages() {
-	released, err := memtrim.Executable()
-	if err != nil {
-		p.log.Info("start-up pages of the executable kept", "reason", err.Error())
-		return
-	}
-	p.log.Info("start-up pages of the executable dropped", "rssFreedMiB", fmt.Sprintf("%.1f", float64(released)/(1<<20)))
-}
 
 func serve(name string, s *http.Server, l net.Listener) error {
 	if err := s.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
