@@ -8,6 +8,7 @@ import (
 
 	"github.com/nodemesh/nodemesh/pkg/dashboard"
 	"github.com/nodemesh/nodemesh/pkg/distribution"
+	"github.com/nodemesh/nodemesh/pkg/pprofmux"
 	"github.com/nodemesh/nodemesh/pkg/smidiscovery"
 	"github.com/nodemesh/nodemesh/pkg/topology"
 )
@@ -63,6 +64,9 @@ func (c *Controller) Handler() http.Handler {
 	})
 	mux.HandleFunc("GET "+PathLive, func(w http.ResponseWriter, _ *http.Request) { _, _ = w.Write([]byte("ok\n")) })
 	mux.Handle("GET "+PathMetrics, promhttp.HandlerFor(c.metrics.registry, promhttp.HandlerOpts{}))
+	if c.cfg.Pprof {
+		pprofmux.Register(mux)
+	}
 	if c.cfg.Dashboard {
 		dashboard.New(dashboard.Options{Kube: c.clients.kube, MeshNamespace: c.cfg.MeshNamespace}).Register(mux)
 	}

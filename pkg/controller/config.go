@@ -52,6 +52,7 @@ type Config struct {
 	KubeDNSStubIP    string        `description:"With --patch-dns on a kube-dns cluster: ClusterIP of the CoreDNS the mesh runs, which kube-dns forwards the mesh domains to." export:"true"`
 	GCPercent        int           `description:"Go GC target percentage (GOGC) of the controller process; lower keeps RSS nearer the live heap at some CPU cost; 0 keeps Go's default ($GOGC, else 100)." export:"true"`
 	TrimStartupPages bool          `description:"Twenty seconds after start, ask the kernel to drop the executable's pages that start-up touched (client-go registers every API group's types at start); what the controller still runs is paged back in. See docs/controller.md." export:"true"`
+	Pprof            bool          `description:"Serve Go's runtime profiles (net/http/pprof) under /debug/pprof/ on the API port." export:"true"`
 	Dashboard        bool          `description:"Serve the read-only web dashboard at /dashboard/ on the API port (it lists proxy pods and Events, and scrapes the proxies' metrics)." export:"true"`
 }
 

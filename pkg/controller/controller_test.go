@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -214,5 +215,14 @@ func TestAPI(t *testing.T) {
 				t.Errorf("GET %s = %d %s", tt.path, resp.StatusCode, body)
 			}
 		})
+	}
+	// Profiles are served only with --pprof.
+	for _, on := range []bool{false, true} {
+		c.cfg.Pprof = on
+		rec := httptest.NewRecorder()
+		c.Handler().ServeHTTP(rec, httptest.NewRequest("GET", "/debug/pprof/heap?debug=1", nil))
+		if got := rec.Code == http.StatusOK && strings.Contains(rec.Body.String(), "heap profile"); got != on {
+			t.Errorf("pprof %v: GET /debug/pprof/heap = %d", on, rec.Code)
+		}
 	}
 }

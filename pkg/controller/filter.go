@@ -1,6 +1,11 @@
 package controller
 
-import "slices"
+import (
+	"slices"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/fields"
+)
 
 // namespaceFilter decides which namespaces' user objects are meshed.
 type namespaceFilter struct {
@@ -38,4 +43,24 @@ func (f namespaceFilter) informerNamespaces() []string {
 		}
 	}
 	return out
+}
+
+// listOptions returns the list and watch options of the user-object informers
+// in namespace ns. A cluster-wide informer ("") asks the apiserver to leave
+// out the ignored namespaces, so their objects are neither sent, decoded nor
+// cached: the mesh namespace alone holds a shadow Service, and an
+// EndpointSlice of it, for every meshed Service.
+func (f namespaceFilter) listOptions(ns string) func(*metav1.ListOptions) {
+	if ns != "" {
+		return func(*metav1.ListOptions) {}
+	}
+	ignored := slices.Clone(f.ignore)
+	slices.Sort(ignored)
+	ignored = slices.Compact(ignored)
+	terms := make([]fields.Selector, 0, len(ignored))
+	for _, n := range ignored {
+		terms = append(terms, fields.OneTermNotEqualSelector("metadata.namespace", n))
+	}
+	selector := fields.AndSelectors(terms...).String()
+	return func(o *metav1.ListOptions) { o.FieldSelector = selector }
 }

@@ -104,7 +104,8 @@ func newSources(c clients, cfg Config, smi smidiscovery.Result, handler func(kin
 	}
 
 	for _, ns := range s.filter.informerNamespaces() {
-		f := informers.NewSharedInformerFactoryWithOptions(c.kube, resync, informers.WithNamespace(ns))
+		tweak := s.filter.listOptions(ns)
+		f := informers.NewSharedInformerFactoryWithOptions(c.kube, resync, informers.WithNamespace(ns), informers.WithTweakListOptions(tweak))
 		svc, es, pod := f.Core().V1().Services(), f.Discovery().V1().EndpointSlices(), f.Core().V1().Pods()
 		add("Service", svc.Informer(), true)
 		add("EndpointSlice", es.Informer(), true)
@@ -113,7 +114,7 @@ func newSources(c clients, cfg Config, smi smidiscovery.Result, handler func(kin
 		s.slices = append(s.slices, listAll(es.Lister()))
 		s.pods = append(s.pods, listAll(pod.Lister()))
 		s.factories = append(s.factories, f)
-		s.addSMI(c, smi, ns, resync, add)
+		s.addSMI(c, smi, ns, tweak, resync, add)
 	}
 
 	nodes := informers.NewSharedInformerFactory(c.kube, resync)
@@ -136,9 +137,9 @@ func newSources(c clients, cfg Config, smi smidiscovery.Result, handler func(kin
 }
 
 // addSMI adds the informers of the discovered SMI versions in namespace ns.
-func (s *sources) addSMI(c clients, smi smidiscovery.Result, ns string, resync time.Duration, add func(string, cache.SharedIndexInformer, bool)) {
+func (s *sources) addSMI(c clients, smi smidiscovery.Result, ns string, tweak func(*metav1.ListOptions), resync time.Duration, add func(string, cache.SharedIndexInformer, bool)) {
 	if v := smi.Status.Split; v != "" {
-		f := splitinformers.NewSharedInformerFactoryWithOptions(c.split, resync, splitinformers.WithNamespace(ns))
+		f := splitinformers.NewSharedInformerFactoryWithOptions(c.split, resync, splitinformers.WithNamespace(ns), splitinformers.WithTweakListOptions(tweak))
 		switch v {
 		case "v1alpha4":
 			i := f.Split().V1alpha4().TrafficSplits()
@@ -156,7 +157,7 @@ func (s *sources) addSMI(c clients, smi smidiscovery.Result, ns string, resync t
 		s.factories = append(s.factories, f)
 	}
 	if smi.Status.Specs == "v1alpha4" {
-		f := specsinformers.NewSharedInformerFactoryWithOptions(c.specs, resync, specsinformers.WithNamespace(ns))
+		f := specsinformers.NewSharedInformerFactoryWithOptions(c.specs, resync, specsinformers.WithNamespace(ns), specsinformers.WithTweakListOptions(tweak))
 		v := f.Specs().V1alpha4()
 		if smi.HTTPRouteGroups {
 			i := v.HTTPRouteGroups()
@@ -176,7 +177,7 @@ func (s *sources) addSMI(c clients, smi smidiscovery.Result, ns string, resync t
 		s.factories = append(s.factories, f)
 	}
 	if v := smi.Status.Access; v != "" {
-		f := accessinformers.NewSharedInformerFactoryWithOptions(c.access, resync, accessinformers.WithNamespace(ns))
+		f := accessinformers.NewSharedInformerFactoryWithOptions(c.access, resync, accessinformers.WithNamespace(ns), accessinformers.WithTweakListOptions(tweak))
 		switch v {
 		case "v1alpha2":
 			i := f.Access().V1alpha2().TrafficTargets()

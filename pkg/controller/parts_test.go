@@ -59,11 +59,15 @@ func TestNamespaceFilter(t *testing.T) {
 		watch, ignore    []string
 		allowed, refused []string
 		informers        string
+		// fieldSelector is what the first informer namespace, if any, lists with.
+		fieldSelector string
 	}{
-		{"all but the always ignored", nil, nil, []string{"default", "team-a"}, []string{"kube-system", "nodemesh"}, ""},
-		{"ignore list", nil, []string{"legacy"}, []string{"default"}, []string{"legacy", "kube-system"}, ""},
-		{"watch list", []string{"b", "a", "a"}, nil, []string{"a", "b"}, []string{"default", "c"}, "a,b"},
-		{"ignore beats watch", []string{"a", "kube-system", "nodemesh"}, []string{"a"}, nil, []string{"a", "kube-system", "nodemesh"}, ""},
+		{"all but the always ignored", nil, nil, []string{"default", "team-a"}, []string{"kube-system", "nodemesh"}, "",
+			"metadata.namespace!=kube-system,metadata.namespace!=nodemesh"},
+		{"ignore list", nil, []string{"legacy", "kube-system"}, []string{"default"}, []string{"legacy", "kube-system"}, "",
+			"metadata.namespace!=kube-system,metadata.namespace!=legacy,metadata.namespace!=nodemesh"},
+		{"watch list", []string{"b", "a", "a"}, nil, []string{"a", "b"}, []string{"default", "c"}, "a,b", ""},
+		{"ignore beats watch", []string{"a", "kube-system", "nodemesh"}, []string{"a"}, nil, []string{"a", "kube-system", "nodemesh"}, "", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -80,8 +84,16 @@ func TestNamespaceFilter(t *testing.T) {
 					t.Errorf("%s allowed", ns)
 				}
 			}
-			if got := strings.Join(f.informerNamespaces(), ","); got != tt.informers {
+			namespaces := f.informerNamespaces()
+			if got := strings.Join(namespaces, ","); got != tt.informers {
 				t.Errorf("informer namespaces = %q, want %q", got, tt.informers)
+			}
+			var o metav1.ListOptions
+			if len(namespaces) > 0 {
+				f.listOptions(namespaces[0])(&o)
+			}
+			if o.FieldSelector != tt.fieldSelector {
+				t.Errorf("field selector = %q, want %q", o.FieldSelector, tt.fieldSelector)
 			}
 		})
 	}

@@ -15,12 +15,12 @@ package admin
 import (
 	"encoding/json"
 	"net/http"
-	"net/http/pprof"
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/nodemesh/nodemesh/pkg/pprofmux"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -97,11 +97,7 @@ func Handler(opts Options) http.Handler {
 	})
 	mux.Handle("GET /metrics", promhttp.HandlerFor(opts.Gatherer, promhttp.HandlerOpts{}))
 	if opts.Pprof {
-		mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-		mux.HandleFunc("GET /debug/pprof/cmdline", pprof.Cmdline)
-		mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
-		mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
-		mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+		pprofmux.Register(mux)
 	}
 	return mux
 }
