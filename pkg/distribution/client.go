@@ -64,6 +64,10 @@ type Client struct {
 
 	mu     sync.Mutex
 	status ClientStatus
+
+	// base is the table apply last accepted; polls offer it as the base of
+	// a delta. Only Run's goroutine uses it.
+	base *table.Table
 }
 
 // NewClient returns a Client for opts. It fails only on a URL that does not
@@ -114,6 +118,8 @@ func (c *Client) Run(ctx context.Context, apply func(*table.Table) error) error 
 		if err == nil && t != nil {
 			if err = apply(t); err != nil {
 				err = fmt.Errorf("apply version %d: %w", t.Version, err)
+			} else {
+				c.base = t
 			}
 		}
 		if err != nil {
@@ -164,6 +170,12 @@ func (c *Client) poll(ctx context.Context) (*table.Table, error) {
 	q.Set("applied", strconv.FormatUint(st.Applied, 10))
 	q.Set("ready", strconv.FormatBool(st.Ready))
 	q.Set("wait", c.opts.Wait.String())
+	base := c.base
+	if base != nil && base.Version == st.Applied {
+		q.Set("delta", "true")
+	} else {
+		base = nil
+	}
 	u.RawQuery = q.Encode()
 
 	ctx, cancel := context.WithTimeout(ctx, c.opts.Wait+pollMargin)
@@ -190,8 +202,16 @@ func (c *Client) poll(ctx context.Context) (*table.Table, error) {
 	if err != nil {
 		return nil, fmt.Errorf("read table: %w", err)
 	}
-	t, err := table.Decode(body)
-	if err != nil {
+	var t *table.Table
+	if hb := resp.Header.Get(HeaderBase); hb != "" {
+		if base == nil {
+			return nil, fmt.Errorf("controller sent a delta against version %s, which this client did not offer", hb)
+		}
+		if t, err = applyDelta(base, body); err != nil {
+			c.base = nil // fetch the whole table next time
+			return nil, err
+		}
+	} else if t, err = table.Decode(body); err != nil {
 		return nil, err
 	}
 	if hv := resp.Header.Get(HeaderVersion); hv != "" && hv != strconv.FormatUint(t.Version, 10) {

@@ -61,10 +61,15 @@ func startClient(t *testing.T, url string, apply func(*table.Table) error) (*Cli
 	if err != nil {
 		t.Fatal(err)
 	}
+	return c, runClient(t, c, apply)
+}
+
+// runClient runs c until the returned stop is called.
+func runClient(t *testing.T, c *Client, apply func(*table.Table) error) func() {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { _ = c.Run(ctx, apply); close(done) }()
-	return c, func() {
+	return func() {
 		cancel()
 		select {
 		case <-done:

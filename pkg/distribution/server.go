@@ -85,18 +85,41 @@ type Server struct {
 
 	mu      sync.Mutex
 	snap    *snapshot     // nil until the first Publish
-	content []byte        // encoding of snap's table with Version 0
+	history []base        // the latest versions, oldest first, current last
 	changed chan struct{} // closed and replaced by each version bump
 	nodes   map[string]*nodeState
+}
+
+// historySize is how many versions the server can send a delta against:
+// the current one and the ones before it. A proxy more versions behind gets
+// the whole table. Unchanged routes are shared between versions, so each
+// kept version costs about its changed routes, its index and its pods if
+// they changed.
+const historySize = 8
+
+// base is a version a delta can be made against: its parts only, so that
+// the history holds no encoded bodies.
+type base struct {
+	version uint64
+	parts   *table.Parts
 }
 
 // snapshot is one published version, encoded once for every reader.
 type snapshot struct {
 	version uint64
 	table   *table.Table
-	body    []byte
-	gzOnce  sync.Once
-	gz      []byte
+	parts   *table.Parts
+	full    encoded
+
+	mu     sync.Mutex
+	deltas map[uint64]*encoded // by base version, made on first demand
+}
+
+// encoded is one answer body and, made on first demand, its gzip encoding.
+type encoded struct {
+	body   []byte
+	gzOnce sync.Once
+	gz     []byte
 }
 
 type nodeState struct {
@@ -129,11 +152,16 @@ func NewServer(opts ServerOptions) *Server {
 // modify t's slices afterwards.
 func (s *Server) Publish(t *table.Table) uint64 {
 	c := *t
-	c.Version = 0
-	content := s.encode(&c)
+	parts, err := s.enc.EncodeParts(&c)
+	if err != nil {
+		// A Table holds only strings, integers, bools, slices and
+		// pointers to those, which encoding/json cannot fail on: an
+		// error is a programming error (a field of a type json rejects).
+		panic(fmt.Sprintf("distribution: encoding a table failed: %v", err))
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.snap != nil && bytes.Equal(content, s.content) {
+	if s.snap != nil && parts.Equal(s.snap.parts) {
 		return s.snap.version
 	}
 	v := s.opts.InitialVersion
@@ -143,40 +171,14 @@ func (s *Server) Publish(t *table.Table) uint64 {
 		v = uint64(s.opts.Now().UnixMilli())
 	}
 	c.Version = v
-	s.snap = &snapshot{version: v, table: &c, body: s.withVersion(content, &c)}
-	s.content = content
+	s.snap = &snapshot{version: v, table: &c, parts: parts, full: encoded{body: parts.Bytes(v)}}
+	if len(s.history) == historySize {
+		s.history = append(s.history[:0], s.history[1:]...)
+	}
+	s.history = append(s.history, base{version: v, parts: parts})
 	close(s.changed)
 	s.changed = make(chan struct{})
 	return v
-}
-
-// withVersion returns the encoding of t (whose Version is set) from content,
-// the encoding of the same table with Version 0. Encoding a large table is
-// the main cost of a publish, so the version is spliced into the bytes
-// already made; when the layout is not the expected one it encodes again.
-func (s *Server) withVersion(content []byte, t *table.Table) []byte {
-	zero := []byte(`,"version":0,`)
-	i := bytes.Index(content[:min(len(content), 64)], zero)
-	if i < 0 {
-		return s.encode(t)
-	}
-	out := make([]byte, 0, len(content)+20)
-	out = append(out, content[:i]...)
-	out = append(out, `,"version":`...)
-	out = strconv.AppendUint(out, t.Version, 10)
-	out = append(out, ',')
-	return append(out, content[i+len(zero):]...)
-}
-
-// encode encodes a table. A Table holds only strings, integers, bools,
-// slices and pointers to those, which encoding/json cannot fail on, so an
-// error here is a programming error (a field of a type json rejects).
-func (s *Server) encode(t *table.Table) []byte {
-	b, err := s.enc.Encode(t)
-	if err != nil {
-		panic(fmt.Sprintf("distribution: encoding a table failed: %v", err))
-	}
-	return b
 }
 
 // Current returns the served table, or nil before the first Publish. It is
@@ -245,7 +247,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		snap, changed := s.snap, s.changed
 		s.mu.Unlock()
 		if snap != nil && snap.version != q.version {
-			s.writeTable(w, r, snap)
+			s.writeTable(w, r, snap, q)
 			return
 		}
 		if timer == nil {
@@ -268,7 +270,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 type pollQuery struct {
 	version, applied uint64
-	ready            bool
+	ready, delta     bool
 	node             string
 	wait             time.Duration
 }
@@ -286,6 +288,11 @@ func (s *Server) parseQuery(r *http.Request) (pollQuery, error) {
 	if x := v.Get("ready"); x != "" {
 		if q.ready, err = strconv.ParseBool(x); err != nil {
 			return q, fmt.Errorf("bad ready %q: want true or false", x)
+		}
+	}
+	if x := v.Get("delta"); x != "" {
+		if q.delta, err = strconv.ParseBool(x); err != nil {
+			return q, fmt.Errorf("bad delta %q: want true or false", x)
 		}
 	}
 	if x := v.Get("wait"); x != "" {
@@ -341,15 +348,22 @@ func (s *Server) left(node string) {
 // compressed encoding; a large table shrinks about tenfold.
 const gzipMin = 4 << 10
 
-func (s *Server) writeTable(w http.ResponseWriter, r *http.Request, snap *snapshot) {
+func (s *Server) writeTable(w http.ResponseWriter, r *http.Request, snap *snapshot, q pollQuery) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
 	h.Set(HeaderVersion, strconv.FormatUint(snap.version, 10))
 	h.Set("Cache-Control", "no-store")
 	h.Add("Vary", "Accept-Encoding")
-	body := snap.body
+	out := &snap.full
+	if d := s.delta(snap, q); d != nil {
+		h.Set("Content-Type", ContentTypeDelta)
+		h.Set(HeaderBase, strconv.FormatUint(q.version, 10))
+		out = d
+	} else {
+		h.Set("Content-Type", "application/json")
+	}
+	body := out.body
 	if len(body) >= gzipMin && acceptsGzip(r) {
-		if gz := snap.gzipped(); gz != nil {
+		if gz := out.gzipped(); gz != nil {
 			h.Set("Content-Encoding", "gzip")
 			body = gz
 		}
@@ -361,16 +375,48 @@ func (s *Server) writeTable(w http.ResponseWriter, r *http.Request, snap *snapsh
 	}
 }
 
-// gzipped compresses the body once per version, on first demand.
-func (sn *snapshot) gzipped() []byte {
-	sn.gzOnce.Do(func() {
+// delta returns snap as a delta against the version the poll holds, when
+// the poll accepts one and that version is still in the history; else nil.
+// Each delta is made once, for the first proxy that asks: proxies move in
+// step, so most ask for the same one.
+func (s *Server) delta(snap *snapshot, q pollQuery) *encoded {
+	if !q.delta || q.version == 0 {
+		return nil
+	}
+	var from *table.Parts
+	s.mu.Lock()
+	for _, h := range s.history {
+		if h.version == q.version {
+			from = h.parts
+		}
+	}
+	s.mu.Unlock()
+	if from == nil {
+		return nil
+	}
+	snap.mu.Lock()
+	defer snap.mu.Unlock()
+	d := snap.deltas[q.version]
+	if d == nil {
+		d = &encoded{body: encodeDelta(snap.parts, snap.version, from, q.version)}
+		if snap.deltas == nil {
+			snap.deltas = map[uint64]*encoded{}
+		}
+		snap.deltas[q.version] = d
+	}
+	return d
+}
+
+// gzipped compresses the body once, on first demand.
+func (e *encoded) gzipped() []byte {
+	e.gzOnce.Do(func() {
 		var b bytes.Buffer
 		zw, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
-		if _, err := zw.Write(sn.body); err == nil && zw.Close() == nil {
-			sn.gz = b.Bytes()
+		if _, err := zw.Write(e.body); err == nil && zw.Close() == nil {
+			e.gz = b.Bytes()
 		}
 	})
-	return sn.gz
+	return e.gz
 }
 
 func acceptsGzip(r *http.Request) bool {

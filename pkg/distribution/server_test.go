@@ -253,8 +253,8 @@ func waitFor(t *testing.T, cond func() bool) {
 	}
 }
 
-// TestPublishedBodyIsTheEncodedTable checks that the version spliced into
-// the served bytes gives exactly what encoding the versioned table gives.
+// TestPublishedBodyIsTheEncodedTable checks that the body joined from the
+// table's parts is exactly what encoding the versioned table gives.
 func TestPublishedBodyIsTheEncodedTable(t *testing.T) {
 	srv := NewServer(ServerOptions{InitialVersion: 12345})
 	tb := &table.Table{Schema: table.SchemaVersion, ACL: true, Pods: []table.Pod{{IP: "10.244.1.2", Namespace: "ns", Name: "p", ServiceAccount: "sa"}}}
@@ -264,7 +264,7 @@ func TestPublishedBodyIsTheEncodedTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.mu.Lock()
-	got := srv.snap.body
+	got := srv.snap.full.body
 	srv.mu.Unlock()
 	if !bytes.Equal(got, want) {
 		t.Fatalf("served body\n%s\nwant\n%s", got, want)

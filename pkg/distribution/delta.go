@@ -1,0 +1,169 @@
+package distribution
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+
+	"github.com/nodemesh/nodemesh/pkg/table"
+)
+
+// A delta carries a table as the changes from a base version the proxy
+// holds (docs/distribution-protocol.md#deltas):
+//
+//	{"schema":1,"version":12,"base":11,"acl":false,
+//	 "http":[0,1,{"service":...},3],"tcp":[],"udp":[0],
+//	 "baseNodes":true,"pods":[...]}
+//
+// Each route list is the new table's list in order: an integer stands for
+// the route at that position of the base's list, unchanged; an object is a
+// route in full. "baseNodes" and "basePods" say the list is the base's;
+// otherwise "nodes" and "pods" are as in a table (absent when empty).
+//
+// A weight edit of one TrafficSplit among 1,000 services thus costs each
+// proxy a few kilobytes to decode instead of the whole table.
+
+// ContentTypeDelta is the Content-Type of a delta answer.
+const ContentTypeDelta = "application/vnd.nodemesh.table-delta+json"
+
+// HeaderBase carries a delta's base version.
+const HeaderBase = "X-Nodemesh-Table-Base"
+
+// encodeDelta writes cur (version) as a delta against base (baseVersion).
+func encodeDelta(cur *table.Parts, version uint64, base *table.Parts, baseVersion uint64) []byte {
+	b := make([]byte, 0, 1024)
+	b = append(b, `{"schema":`...)
+	b = strconv.AppendInt(b, int64(cur.Schema), 10)
+	b = append(b, `,"version":`...)
+	b = strconv.AppendUint(b, version, 10)
+	b = append(b, `,"base":`...)
+	b = strconv.AppendUint(b, baseVersion, 10)
+	b = append(b, `,"acl":`...)
+	b = strconv.AppendBool(b, cur.ACL)
+	for _, s := range table.Sections {
+		index := base.Index(s)
+		b = append(append(append(b, `,"`...), s.Name()...), `":[`...)
+		for i, it := range cur.Items(s) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			if j, ok := index[it]; ok {
+				b = strconv.AppendInt(b, int64(j), 10)
+			} else {
+				b = append(b, it...)
+			}
+		}
+		b = append(b, ']')
+	}
+	switch {
+	case cur.Nodes == base.Nodes:
+		b = append(b, `,"baseNodes":true`...)
+	case cur.Nodes != "":
+		b = append(append(b, `,"nodes":`...), cur.Nodes...)
+	}
+	switch {
+	case cur.Pods == base.Pods:
+		b = append(b, `,"basePods":true`...)
+	case cur.Pods != "":
+		b = append(append(b, `,"pods":`...), cur.Pods...)
+	}
+	return append(b, '}')
+}
+
+// wireDelta is a delta as it is decoded.
+type wireDelta struct {
+	Schema    int               `json:"schema"`
+	Version   uint64            `json:"version"`
+	Base      uint64            `json:"base"`
+	ACL       bool              `json:"acl"`
+	HTTP      []json.RawMessage `json:"http"`
+	TCP       []json.RawMessage `json:"tcp"`
+	UDP       []json.RawMessage `json:"udp"`
+	Nodes     []table.Node      `json:"nodes"`
+	BaseNodes bool              `json:"baseNodes"`
+	Pods      table.PodList     `json:"pods"`
+	BasePods  bool              `json:"basePods"`
+}
+
+// applyDelta rebuilds a table from base and a delta against it, as strictly
+// as table.Decode reads a whole table: an unknown field anywhere, trailing
+// data, or a reference outside the base's list is an error. The result
+// shares the base's unchanged routes and lists, which neither side may
+// modify (tables are never modified once published or applied).
+func applyDelta(base *table.Table, body []byte) (*table.Table, error) {
+	if len(body) > table.MaxEncodedSize {
+		return nil, fmt.Errorf("decode delta: %d bytes exceeds the limit of %d", len(body), table.MaxEncodedSize)
+	}
+	var d wireDelta
+	if err := decodeStrict(body, &d); err != nil {
+		return nil, fmt.Errorf("decode delta: %w", err)
+	}
+	if d.Base != base.Version {
+		return nil, fmt.Errorf("delta against version %d, but this client holds %d", d.Base, base.Version)
+	}
+	t := &table.Table{Schema: d.Schema, Version: d.Version, ACL: d.ACL, Nodes: d.Nodes, Pods: d.Pods}
+	var err error
+	if t.HTTP, err = routes(d.HTTP, base.HTTP, "http"); err != nil {
+		return nil, err
+	}
+	if t.TCP, err = routes(d.TCP, base.TCP, "tcp"); err != nil {
+		return nil, err
+	}
+	if t.UDP, err = routes(d.UDP, base.UDP, "udp"); err != nil {
+		return nil, err
+	}
+	if d.BaseNodes {
+		if d.Nodes != nil {
+			return nil, errors.New("decode delta: both nodes and baseNodes")
+		}
+		t.Nodes = base.Nodes
+	}
+	if d.BasePods {
+		if d.Pods != nil {
+			return nil, errors.New("decode delta: both pods and basePods")
+		}
+		t.Pods = base.Pods
+	}
+	return t, nil
+}
+
+// routes rebuilds one route list: a number is the base's route at that
+// position, an object a route in full. An empty list is nil, as a table
+// decoded whole has it.
+func routes[T any](items []json.RawMessage, base []T, name string) ([]T, error) {
+	if len(items) == 0 {
+		return nil, nil
+	}
+	out := make([]T, len(items))
+	for i, raw := range items {
+		if len(raw) > 0 && raw[0] == '{' {
+			if err := decodeStrict(raw, &out[i]); err != nil {
+				return nil, fmt.Errorf("decode delta: %s[%d]: %w", name, i, err)
+			}
+			continue
+		}
+		j, err := strconv.Atoi(string(raw))
+		if err != nil || j < 0 || j >= len(base) {
+			return nil, fmt.Errorf("decode delta: %s[%d] is %.40s, not a route nor a position in the base's %d", name, i, raw, len(base))
+		}
+		out[i] = base[j]
+	}
+	return out, nil
+}
+
+// decodeStrict decodes one JSON value, refusing unknown fields and
+// trailing data.
+func decodeStrict(b []byte, v any) error {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return errors.New("unexpected data after the value")
+	}
+	return nil
+}

@@ -1,0 +1,274 @@
+package distribution
+
+import (
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/nodemesh/nodemesh/pkg/table"
+)
+
+// goldenTables are the routing builder's golden tables: every route kind,
+// ACL rules, nodes and pods.
+func goldenTables(t *testing.T) []*table.Table {
+	t.Helper()
+	files, _ := filepath.Glob("../routing/testdata/*.json")
+	if len(files) == 0 {
+		t.Fatal("no golden tables")
+	}
+	var out []*table.Table
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tb, err := table.Decode(b)
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		out = append(out, tb)
+	}
+	return out
+}
+
+// mutate returns a changed copy of t: a weight edited, a route dropped,
+// added or repeated, the ACL flipped, nodes or pods changed or emptied.
+// Lists are copied, never modified, as the controller's builders do.
+func mutate(r *rand.Rand, t *table.Table, pool []*table.Table) *table.Table {
+	c := *t
+	c.HTTP, c.TCP, c.UDP = slices.Clone(c.HTTP), slices.Clone(c.TCP), slices.Clone(c.UDP)
+	switch r.IntN(9) {
+	case 0:
+		if len(c.HTTP) > 0 {
+			i := r.IntN(len(c.HTTP))
+			c.HTTP[i].Backends = slices.Clone(c.HTTP[i].Backends)
+			if len(c.HTTP[i].Backends) > 0 {
+				c.HTTP[i].Backends[0].Weight = int32(1 + r.IntN(100))
+			}
+		}
+	case 1:
+		if len(c.HTTP) > 0 {
+			i := r.IntN(len(c.HTTP))
+			c.HTTP = slices.Delete(c.HTTP, i, i+1)
+		}
+	case 2:
+		if o := pool[r.IntN(len(pool))]; len(o.HTTP) > 0 {
+			c.HTTP = slices.Insert(c.HTTP, r.IntN(len(c.HTTP)+1), o.HTTP[r.IntN(len(o.HTTP))])
+		}
+	case 3:
+		if len(c.HTTP) > 0 {
+			c.HTTP = append(c.HTTP, c.HTTP[0]) // a route listed twice
+		}
+	case 4:
+		c.ACL = !c.ACL
+	case 5:
+		o := pool[r.IntN(len(pool))]
+		c.TCP, c.UDP = slices.Clone(o.TCP), slices.Clone(o.UDP)
+	case 6:
+		c.Nodes = []table.Node{{Name: fmt.Sprintf("node-%d", r.IntN(3)), Zone: "z"}}
+	case 7:
+		c.Pods = pool[r.IntN(len(pool))].Pods
+	case 8:
+		c.HTTP, c.TCP, c.UDP, c.Nodes, c.Pods = nil, nil, nil, nil, nil
+	}
+	return &c
+}
+
+// TestDeltaRebuildsTheTable: for random successions of tables, the table a
+// delta rebuilds from the decoded base equals the whole new table decoded.
+func TestDeltaRebuildsTheTable(t *testing.T) {
+	pool := goldenTables(t)
+	r := rand.New(rand.NewPCG(1, 2))
+	var enc table.Encoder
+	for run := range 400 {
+		base := pool[r.IntN(len(pool))]
+		cur := base
+		for range 1 + r.IntN(3) {
+			cur = mutate(r, cur, pool)
+		}
+		bp, err := enc.EncodeParts(base)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cp, err := enc.EncodeParts(cur)
+		if err != nil {
+			t.Fatal(err)
+		}
+		baseDecoded, err := table.Decode(bp.Bytes(100))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want, err := table.Decode(cp.Bytes(101))
+		if err != nil {
+			t.Fatal(err)
+		}
+		delta := encodeDelta(cp, 101, bp, 100)
+		got, err := applyDelta(baseDecoded, delta)
+		if err != nil {
+			t.Fatalf("run %d: %v\n%s", run, err, delta)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("run %d: the delta rebuilt\n%+v\nwant\n%+v\ndelta %s", run, got, want, delta)
+		}
+	}
+}
+
+// TestDeltaIsSmall: one weight edit among many routes sends that route
+// and a number for each other one.
+func TestDeltaIsSmall(t *testing.T) {
+	base := &table.Table{Schema: table.SchemaVersion, Pods: table.PodList{{IP: "10.244.0.1", Namespace: "a", Name: "p", ServiceAccount: "sa"}}}
+	for i := range 1000 {
+		base.HTTP = append(base.HTTP, testTable(fmt.Sprintf("svc-%04d", i)).HTTP...)
+	}
+	cur := *base
+	cur.HTTP = slices.Clone(base.HTTP)
+	cur.HTTP[500].Port = 8080
+	var enc table.Encoder
+	bp, _ := enc.EncodeParts(base)
+	cp, _ := enc.EncodeParts(&cur)
+	delta := encodeDelta(cp, 2, bp, 1)
+	full := cp.Bytes(2)
+	if len(delta)*5 > len(full) || !strings.Contains(string(delta), `"port":8080`) || !strings.Contains(string(delta), `"basePods":true`) {
+		t.Errorf("delta of %d bytes for a table of %d:\n%.300s", len(delta), len(full), delta)
+	}
+}
+
+func TestApplyDeltaRejects(t *testing.T) {
+	base := testTable("web")
+	base.Version = 5
+	for _, tt := range []struct{ name, delta, want string }{
+		{"another base", `{"schema":1,"version":6,"base":4,"acl":false,"http":[0],"tcp":[],"udp":[]}`, "against version 4"},
+		{"a position past the base", `{"schema":1,"version":6,"base":5,"acl":false,"http":[1],"tcp":[],"udp":[]}`, "http[0]"},
+		{"a negative position", `{"schema":1,"version":6,"base":5,"acl":false,"http":[-1],"tcp":[],"udp":[]}`, "http[0]"},
+		{"a string", `{"schema":1,"version":6,"base":5,"acl":false,"http":["0"],"tcp":[],"udp":[]}`, "http[0]"},
+		{"an unknown field", `{"schema":1,"version":6,"base":5,"acl":false,"http":[0],"tcp":[],"udp":[],"extra":1}`, "unknown field"},
+		{"an unknown route field", `{"schema":1,"version":6,"base":5,"acl":false,"http":[{"service":{"namespace":"a","name":"b"},"rule":1}],"tcp":[],"udp":[]}`, "unknown field"},
+		{"trailing data", `{"schema":1,"version":6,"base":5,"acl":false,"http":[0],"tcp":[],"udp":[]} {}`, "after the value"},
+		{"pods twice", `{"schema":1,"version":6,"base":5,"acl":false,"http":[0],"tcp":[],"udp":[],"pods":[],"basePods":true}`, "both pods"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := applyDelta(base, []byte(tt.delta))
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("err = %v, want one containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+// TestServerSendsDeltaWhenAsked: a poll that offers a version of the
+// history gets a delta against it; without delta=true, with version 0 or
+// with a version older than the history it gets the whole table.
+func TestServerSendsDeltaWhenAsked(t *testing.T) {
+	s := NewServer(ServerOptions{InitialVersion: 1})
+	for i := range historySize + 2 {
+		s.Publish(testTable(fmt.Sprintf("web-%d", i)))
+	}
+	cur := s.Version() // historySize+2; versions 3.. are kept
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	for _, tt := range []struct {
+		query string
+		delta bool
+	}{
+		{fmt.Sprintf("version=%d&delta=true", cur-1), true},
+		{fmt.Sprintf("version=%d&delta=true", cur-historySize+1), true},
+		{fmt.Sprintf("version=%d&delta=true", cur-historySize), false},
+		{fmt.Sprintf("version=%d", cur-1), false},
+		{"version=0&delta=true", false},
+		{fmt.Sprintf("version=%d&delta=false", cur-1), false},
+	} {
+		resp, body := get(t, srv, tt.query)
+		isDelta := resp.Header.Get("Content-Type") == ContentTypeDelta
+		if resp.StatusCode != 200 || isDelta != tt.delta || (resp.Header.Get(HeaderBase) != "") != tt.delta {
+			t.Errorf("%s: %d %s base %q, want delta %v", tt.query, resp.StatusCode, resp.Header.Get("Content-Type"), resp.Header.Get(HeaderBase), tt.delta)
+		}
+		if isDelta && !strings.Contains(body, `"base":`+resp.Header.Get(HeaderBase)) {
+			t.Errorf("%s: body %s", tt.query, body)
+		}
+	}
+	if resp, _ := get(t, srv, "version=1&delta=maybe"); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("delta=maybe: %d", resp.StatusCode)
+	}
+}
+
+// deltaCounter counts the delta answers a client receives.
+type deltaCounter struct {
+	mu     sync.Mutex
+	deltas int
+}
+
+func (d *deltaCounter) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := http.DefaultTransport.RoundTrip(r)
+	if err == nil && resp.Header.Get(HeaderBase) != "" {
+		d.mu.Lock()
+		d.deltas++
+		d.mu.Unlock()
+	}
+	return resp, err
+}
+
+// TestClientAppliesDeltas: a client that follows a stream of versions gets
+// deltas after the first table, and each table it applies equals the one
+// the server published.
+func TestClientAppliesDeltas(t *testing.T) {
+	pool := goldenTables(t)
+	s := NewServer(ServerOptions{InitialVersion: 1})
+	s.Publish(pool[0])
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	counter := &deltaCounter{}
+	var mu sync.Mutex
+	applied := map[uint64]*table.Table{}
+	c, err := NewClient(ClientOptions{URL: srv.URL, Node: "n", HTTPClient: &http.Client{Transport: counter}, Backoff: fastBackoff})
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := runClient(t, c, func(tb *table.Table) error {
+		mu.Lock()
+		defer mu.Unlock()
+		applied[tb.Version] = tb
+		return nil
+	})
+	defer stop()
+	r := rand.New(rand.NewPCG(3, 4))
+	published := map[uint64]*table.Table{}
+	cur := pool[0]
+	for range 30 {
+		waitFor(t, func() bool { return c.Status().Applied == s.Version() })
+		cur = mutate(r, cur, pool)
+		v := s.Publish(cur)
+		published[v] = s.Current()
+	}
+	waitFor(t, func() bool { return c.Status().Applied == s.Version() })
+	mu.Lock()
+	defer mu.Unlock()
+	for v, want := range published {
+		got := applied[v]
+		wantDecoded, _ := table.Decode(mustEncode(t, want))
+		if got == nil || !reflect.DeepEqual(got, wantDecoded) {
+			t.Errorf("version %d: applied %+v, want %+v", v, got, wantDecoded)
+		}
+	}
+	counter.mu.Lock()
+	defer counter.mu.Unlock()
+	if counter.deltas == 0 {
+		t.Error("the client never received a delta")
+	}
+}
+
+func mustEncode(t *testing.T, tb *table.Table) []byte {
+	t.Helper()
+	b, err := table.Encode(tb)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
