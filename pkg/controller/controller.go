@@ -46,6 +46,7 @@ import (
 	"github.com/nodemesh/nodemesh/pkg/distribution"
 	"github.com/nodemesh/nodemesh/pkg/routing"
 	"github.com/nodemesh/nodemesh/pkg/smidiscovery"
+	"github.com/nodemesh/nodemesh/pkg/snapshot"
 	"github.com/nodemesh/nodemesh/pkg/topology"
 )
 
@@ -260,8 +261,8 @@ func (c *Controller) handler(kind string) cache.ResourceEventHandler {
 // the same resourceVersion, and Pod and Node status churn.
 func relevantUpdate(old, cur any) bool {
 	switch o := old.(type) {
-	case *corev1.Pod:
-		if n, ok := cur.(*corev1.Pod); ok {
+	case *snapshot.Pod:
+		if n, ok := cur.(*snapshot.Pod); ok {
 			return podChanged(o, n)
 		}
 	case *corev1.Node:

@@ -93,8 +93,8 @@ func objectRefs(snap *snapshot.Snapshot) map[objectKey]*corev1.ObjectReference {
 	for _, o := range snap.Services {
 		add(topology.KindService, o)
 	}
-	for _, o := range snap.Pods {
-		add(topology.KindPod, o)
+	for _, p := range snap.Pods {
+		add(topology.KindPod, p.GetObjectMeta())
 	}
 	for _, o := range snap.TrafficSplits {
 		add(topology.KindTrafficSplit, o)

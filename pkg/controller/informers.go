@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"fmt"
 	"time"
 
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
@@ -23,6 +24,7 @@ import (
 
 	"github.com/nodemesh/nodemesh/pkg/shadow"
 	"github.com/nodemesh/nodemesh/pkg/smidiscovery"
+	"github.com/nodemesh/nodemesh/pkg/snapshot"
 )
 
 // clients are the API clients the controller uses.
@@ -49,7 +51,7 @@ type sources struct {
 
 	services []listFunc[*corev1.Service]
 	slices   []listFunc[*discoveryv1.EndpointSlice]
-	pods     []listFunc[*corev1.Pod]
+	pods     []listFunc[*snapshot.Pod] // the transform's compact pods
 	nodes    listFunc[*corev1.Node]
 	shadows  listFunc[*corev1.Service]
 	// shadowLister gets one shadow Service for the shadow writers.
@@ -72,6 +74,25 @@ type lister[T any] interface {
 // listAll adapts a lister.
 func listAll[T any](l lister[T]) listFunc[T] {
 	return func() ([]T, error) { return l.List(labels.Everything()) }
+}
+
+// listPods lists a Pod informer's cache, which holds *snapshot.Pod (see
+// transform): the generated Pod lister would panic on them.
+func listPods(inf cache.SharedIndexInformer) listFunc[*snapshot.Pod] {
+	store := inf.GetStore()
+	return func() ([]*snapshot.Pod, error) {
+		objs := store.List()
+		out := make([]*snapshot.Pod, 0, len(objs))
+		var err error
+		for _, o := range objs {
+			if p, ok := o.(*snapshot.Pod); ok {
+				out = append(out, p)
+			} else {
+				err = fmt.Errorf("the pod cache holds a %T", o)
+			}
+		}
+		return out, err
+	}
 }
 
 // converted lists objects of an older version and converts each.
@@ -112,7 +133,7 @@ func newSources(c clients, cfg Config, smi smidiscovery.Result, handler func(kin
 		add("Pod", pod.Informer(), true)
 		s.services = append(s.services, listAll(svc.Lister()))
 		s.slices = append(s.slices, listAll(es.Lister()))
-		s.pods = append(s.pods, listAll(pod.Lister()))
+		s.pods = append(s.pods, listPods(pod.Informer())) // never pod.Lister(): see listPods
 		s.factories = append(s.factories, f)
 		s.addSMI(c, smi, ns, tweak, resync, add)
 	}
@@ -204,6 +225,11 @@ func (s *sources) inScope(obj any) bool {
 	if d, ok := obj.(cache.DeletedFinalStateUnknown); ok {
 		obj = d.Obj
 	}
-	m, ok := obj.(metav1.Object)
-	return ok && s.filter.allows(m.GetNamespace())
+	switch o := obj.(type) {
+	case *snapshot.Pod:
+		return s.filter.allows(o.Namespace)
+	case metav1.Object:
+		return s.filter.allows(o.GetNamespace())
+	}
+	return false
 }

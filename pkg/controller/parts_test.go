@@ -10,7 +10,6 @@ import (
 	specsscheme "github.com/servicemeshinterface/smi-sdk-go/pkg/gen/client/specs/clientset/versioned/scheme"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/utils/ptr"
 
 	"github.com/nodemesh/nodemesh/pkg/topology"
 )
@@ -141,14 +140,25 @@ func TestRelevantUpdate(t *testing.T) {
 	edited := svc.DeepCopy()
 	edited.ResourceVersion = "8"
 
+	deleting := conditionsOnly.DeepCopy()
+	deleting.DeletionTimestamp = &metav1.Time{}
+	cached := func(p *corev1.Pod) any { // what the Pod informer's handlers get
+		o, err := transform(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return o
+	}
+
 	for _, tt := range []struct {
 		name     string
 		old, cur any
 		want     bool
 	}{
-		{"pod conditions only", pod, conditionsOnly, false},
-		{"pod IP", pod, newIP, true},
-		{"pod port name", pod, renamedPort, true},
+		{"pod conditions only", cached(pod), cached(conditionsOnly), false},
+		{"pod IP", cached(pod), cached(newIP), true},
+		{"pod port name", cached(pod), cached(renamedPort), true},
+		{"pod deletion", cached(conditionsOnly), cached(deleting), true},
 		{"node heartbeat", node, heartbeat, false},
 		{"node zone", node, rezoned, true},
 		{"service resync", svc, svc, false},
@@ -157,28 +167,6 @@ func TestRelevantUpdate(t *testing.T) {
 		if got := relevantUpdate(tt.old, tt.cur); got != tt.want {
 			t.Errorf("%s: relevantUpdate = %v, want %v", tt.name, got, tt.want)
 		}
-	}
-}
-
-func TestTrimPodKeepsWhatTopologyReads(t *testing.T) {
-	p := &corev1.Pod{
-		ObjectMeta: metav1.ObjectMeta{Name: "p", Namespace: "ns", Labels: map[string]string{"pod-template-hash": "h", "app": "web"},
-			OwnerReferences: []metav1.OwnerReference{{Kind: "Other", UID: "o1"}, {Kind: "ReplicaSet", Name: "web-h", UID: "o2", Controller: ptr.To(true)}},
-			Annotations:     map[string]string{"big": strings.Repeat("x", 1000)}, ManagedFields: []metav1.ManagedFieldsEntry{{Manager: "m"}}},
-		Spec: corev1.PodSpec{NodeName: "n", ServiceAccountName: "sa", Containers: []corev1.Container{
-			{Name: "app", Image: "img", Env: []corev1.EnvVar{{Name: "A"}}, Ports: []corev1.ContainerPort{{Name: "http", ContainerPort: 8080}}},
-			{Name: "noports", Image: "img"},
-		}},
-		Status: corev1.PodStatus{Phase: corev1.PodRunning, PodIP: "10.0.0.1", Conditions: []corev1.PodCondition{{Type: corev1.PodReady}}},
-	}
-	got := trimPod(p)
-	if got.Annotations != nil || got.ManagedFields != nil || got.Status.Conditions != nil || len(got.Spec.Containers) != 1 ||
-		got.Spec.Containers[0].Image != "" || len(got.Labels) != 1 || len(got.OwnerReferences) != 1 || got.OwnerReferences[0].UID != "o2" {
-		t.Errorf("trimPod kept too much: %+v", got)
-	}
-	if got.Spec.Containers[0].Ports[0].ContainerPort != 8080 || got.Spec.NodeName != "n" || got.Spec.ServiceAccountName != "sa" ||
-		got.Status.PodIP != "10.0.0.1" || got.Labels["pod-template-hash"] != "h" {
-		t.Errorf("trimPod lost a field the topology reads: %+v", got)
 	}
 }
 

@@ -3,7 +3,6 @@ package controller
 import (
 	"errors"
 
-	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
@@ -19,7 +18,7 @@ func (s *sources) snapshot(smi smidiscovery.Result) (*snapshot.Snapshot, error) 
 	snap := &snapshot.Snapshot{SMI: smi.Status}
 	snap.Services = gather(s, s.services, &errs)
 	snap.EndpointSlices = gather(s, s.slices, &errs)
-	snap.Pods = gather(s, s.pods, &errs)
+	snap.Pods = gatherBy(s, s.pods, func(p *snapshot.Pod) string { return p.Namespace }, &errs)
 	snap.TrafficSplits = gather(s, s.splits, &errs)
 	snap.HTTPRouteGroups = gather(s, s.httpGroups, &errs)
 	snap.TCPRoutes = gather(s, s.tcpRoutes, &errs)
@@ -42,19 +41,24 @@ func (s *sources) snapshot(smi smidiscovery.Result) (*snapshot.Snapshot, error) 
 	snap.ShadowServices = shadows
 
 	// Pods without an IP can neither be an endpoint nor a source.
-	snap.Pods = filter(snap.Pods, func(p *corev1.Pod) bool { return p.Status.PodIP != "" || len(p.Status.PodIPs) > 0 })
+	snap.Pods = filter(snap.Pods, func(p *snapshot.Pod) bool { return len(p.IPs) > 0 })
 	return snap, errors.Join(errs...)
 }
 
 // gather concatenates the per-namespace lists of one kind, keeping objects
 // of meshed namespaces.
 func gather[T metav1.Object](s *sources, lists []listFunc[T], errs *[]error) []T {
+	return gatherBy(s, lists, func(o T) string { return o.GetNamespace() }, errs)
+}
+
+// gatherBy is gather for a kind that is no metav1.Object (snapshot.Pod).
+func gatherBy[T any](s *sources, lists []listFunc[T], namespace func(T) string, errs *[]error) []T {
 	var out []T
 	for _, list := range lists {
 		objs, err := list()
 		*errs = append(*errs, err)
 		for _, o := range objs {
-			if s.filter.allows(o.GetNamespace()) {
+			if s.filter.allows(namespace(o)) {
 				out = append(out, o)
 			}
 		}

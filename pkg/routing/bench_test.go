@@ -55,11 +55,11 @@ func synth(n, eps, splitEvery int) *snapshot.Snapshot {
 				Addresses: []string{podIP}, Conditions: discoveryv1.EndpointConditions{Ready: &ready},
 				NodeName: &node, TargetRef: &corev1.ObjectReference{Kind: "Pod", Namespace: ns, Name: pod},
 			})
-			s.Pods = append(s.Pods, &corev1.Pod{
+			s.Pods = append(s.Pods, snapshot.PodFrom(&corev1.Pod{
 				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: pod},
 				Spec:       corev1.PodSpec{ServiceAccountName: name, NodeName: node},
 				Status:     corev1.PodStatus{Phase: corev1.PodRunning, PodIP: podIP},
-			})
+			}))
 		}
 		s.EndpointSlices = append(s.EndpointSlices, slice)
 		if splitEvery > 0 && i%splitEvery == 0 && i+2 < n {

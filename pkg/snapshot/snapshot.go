@@ -22,8 +22,9 @@ type Snapshot struct {
 	// EndpointSlices are the slices of Services, from the same namespaces.
 	EndpointSlices []*discoveryv1.EndpointSlice
 	// Pods are every pod with an IP, in the watched namespaces (for named
-	// target ports and source identity).
-	Pods []*corev1.Pod
+	// target ports and source identity), in the compact form the
+	// controller caches them in (see Pod).
+	Pods []*Pod
 	// Nodes give each endpoint its zone.
 	Nodes []*corev1.Node
 	// ShadowServices are the shadow services that exist now in the mesh

@@ -5,8 +5,6 @@ import (
 	"strings"
 	"sync"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/nodemesh/nodemesh/pkg/snapshot"
 )
 
@@ -38,14 +36,14 @@ type Builder struct {
 
 // podMemo is the pod identities built from one set of snapshot pods.
 type podMemo struct {
-	in   map[*corev1.Pod]struct{}
+	in   map[*snapshot.Pod]struct{}
 	out  []*Pod
 	errs errorList
 }
 
 // sameInputs reports whether pods are exactly the memo's input (each
 // pointer once).
-func (m *podMemo) sameInputs(pods []*corev1.Pod) bool {
+func (m *podMemo) sameInputs(pods []*snapshot.Pod) bool {
 	if m == nil || len(m.in) != len(pods) {
 		return false
 	}
@@ -102,7 +100,7 @@ func (bu *Builder) buildPods(b *builder) []*Pod {
 	}
 	before := len(b.errs)
 	out := b.buildPods()
-	m := &podMemo{in: make(map[*corev1.Pod]struct{}, len(b.snap.Pods)), out: out, errs: slices.Clone(b.errs[before:])}
+	m := &podMemo{in: make(map[*snapshot.Pod]struct{}, len(b.snap.Pods)), out: out, errs: slices.Clone(b.errs[before:])}
 	for _, p := range b.snap.Pods {
 		m.in[p] = struct{}{}
 	}

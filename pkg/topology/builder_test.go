@@ -6,8 +6,6 @@ import (
 	"slices"
 	"testing"
 
-	corev1 "k8s.io/api/core/v1"
-
 	"github.com/nodemesh/nodemesh/pkg/snapshot"
 	"github.com/nodemesh/nodemesh/pkg/snapshot/snapshottest"
 	"github.com/nodemesh/nodemesh/pkg/topology"
@@ -69,13 +67,11 @@ func TestBuilderMatchesBuild(t *testing.T) {
 		// Named targetPorts resolve in the pods: renumber every container
 		// port.
 		renumbered := *s
-		renumbered.Pods = make([]*corev1.Pod, len(s.Pods))
+		renumbered.Pods = make([]*snapshot.Pod, len(s.Pods))
 		for i, p := range s.Pods {
 			p = p.DeepCopy()
-			for j := range p.Spec.Containers {
-				for k := range p.Spec.Containers[j].Ports {
-					p.Spec.Containers[j].Ports[k].ContainerPort += 1000
-				}
+			for j := range p.Ports {
+				p.Ports[j].Port += 1000
 			}
 			renumbered.Pods[i] = p
 		}
@@ -85,8 +81,7 @@ func TestBuilderMatchesBuild(t *testing.T) {
 		moved := *s
 		moved.Pods = slices.Clone(s.Pods)
 		p := moved.Pods[0].DeepCopy()
-		p.Status.PodIP = moved.Pods[len(moved.Pods)-1].Status.PodIP
-		p.Status.PodIPs = []corev1.PodIP{{IP: p.Status.PodIP}}
+		p.IPs = slices.Clone(moved.Pods[len(moved.Pods)-1].IPs)
 		moved.Pods[0] = p
 		check(path+" with a pod's IP moved", &moved, opts)
 		check(path+" back to the original pods", s, opts)

@@ -97,11 +97,9 @@ func (b *builder) namedPort(namespace, name string, proto corev1.Protocol, ep *d
 	if pod == nil {
 		return 0
 	}
-	for _, c := range pod.Spec.Containers {
-		for _, cp := range c.Ports {
-			if cp.Name == name && cmp.Or(cp.Protocol, corev1.ProtocolTCP) == proto {
-				return cp.ContainerPort
-			}
+	for _, cp := range pod.Ports {
+		if cp.Name == name && cp.Protocol == proto {
+			return cp.Port
 		}
 	}
 	return 0

@@ -7,15 +7,16 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/nodemesh/nodemesh/pkg/snapshot"
 )
 
 // inputs are the snapshot's objects indexed for the builders.
 type inputs struct {
 	// podsByName is built on first use: only slices without port numbers
 	// need it, and 100,000 pods make it the costliest index.
-	podsByName map[types.NamespacedName]*corev1.Pod
+	podsByName map[types.NamespacedName]*snapshot.Pod
 	nodeZone   map[string]string
 	slices     map[types.NamespacedName][]*discoveryv1.EndpointSlice
 	shadows    map[string]*corev1.Service
@@ -57,10 +58,10 @@ func (b *builder) indexInputs() {
 }
 
 // pod returns the snapshot's pod namespace/name, or nil.
-func (b *builder) pod(namespace, name string) *corev1.Pod {
+func (b *builder) pod(namespace, name string) *snapshot.Pod {
 	b.podLookups++
 	if b.in.podsByName == nil {
-		b.in.podsByName = make(map[types.NamespacedName]*corev1.Pod, len(b.snap.Pods))
+		b.in.podsByName = make(map[types.NamespacedName]*snapshot.Pod, len(b.snap.Pods))
 		for _, p := range b.snap.Pods {
 			b.in.podsByName[nn(p.Namespace, p.Name)] = p
 		}
@@ -79,18 +80,14 @@ func (b *builder) buildPods() []*Pod {
 	// slices: 100,000 pods cost one sort.
 	type claim struct {
 		ip  string
-		pod *corev1.Pod
+		pod *snapshot.Pod
 	}
 	claims := make([]claim, 0, len(b.snap.Pods))
 	for _, p := range b.snap.Pods {
-		if p.Spec.HostNetwork || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+		if p.HostNetwork || p.Phase == corev1.PodSucceeded || p.Phase == corev1.PodFailed {
 			continue
 		}
-		if p.Status.PodIP != "" && len(p.Status.PodIPs) <= 1 {
-			claims = append(claims, claim{p.Status.PodIP, p}) // the common case, without podIPs' slice
-			continue
-		}
-		for _, ip := range podIPs(p) {
+		for _, ip := range p.IPs {
 			claims = append(claims, claim{ip, p})
 		}
 	}
@@ -111,9 +108,9 @@ func (b *builder) buildPods() []*Pod {
 		i = j
 		p := group[0].pod
 		if len(group) > 1 {
-			var live []*corev1.Pod
+			var live []*snapshot.Pod
 			for _, c := range group {
-				if c.pod.DeletionTimestamp == nil {
+				if !c.pod.Deleting {
 					live = append(live, c.pod)
 				}
 			}
@@ -125,46 +122,11 @@ func (b *builder) buildPods() []*Pod {
 			}
 			p = live[0]
 		}
-		sa := p.Spec.ServiceAccountName
+		sa := p.ServiceAccount
 		if sa == "" {
 			sa = "default"
 		}
-		out = append(out, &Pod{IP: ip, Namespace: p.Namespace, Name: p.Name, ServiceAccount: sa, Node: p.Spec.NodeName, Workload: workload(p)})
+		out = append(out, &Pod{IP: ip, Namespace: p.Namespace, Name: p.Name, ServiceAccount: sa, Node: p.Node, Workload: p.Workload})
 	}
 	return out
-}
-
-func podIPs(p *corev1.Pod) []string {
-	var ips []string
-	for _, ip := range p.Status.PodIPs {
-		if ip.IP != "" && !slices.Contains(ips, ip.IP) {
-			ips = append(ips, ip.IP)
-		}
-	}
-	if p.Status.PodIP != "" && !slices.Contains(ips, p.Status.PodIP) {
-		ips = append(ips, p.Status.PodIP)
-	}
-	return ips
-}
-
-// workload names a pod's owning workload, a bounded metrics label. A
-// ReplicaSet named "<deployment>-<pod-template-hash>" belongs to that
-// Deployment.
-func workload(p *corev1.Pod) string {
-	owner := metav1.GetControllerOf(p)
-	if owner == nil {
-		return "Pod/" + p.Name
-	}
-	switch owner.Kind {
-	case "ReplicaSet":
-		if h := p.Labels["pod-template-hash"]; h != "" {
-			if base, ok := strings.CutSuffix(owner.Name, "-"+h); ok && base != "" {
-				return "Deployment/" + base
-			}
-		}
-		return "ReplicaSet/" + owner.Name
-	case "StatefulSet", "DaemonSet", "Job", "Deployment":
-		return owner.Kind + "/" + owner.Name
-	}
-	return "Pod/" + p.Name
 }

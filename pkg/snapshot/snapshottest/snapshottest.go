@@ -88,7 +88,9 @@ func add(s *snapshot.Snapshot, kind string, raw []byte) error {
 	case "EndpointSlice":
 		return into(raw, func(o *discoveryv1.EndpointSlice) { s.EndpointSlices = append(s.EndpointSlices, o) })
 	case "Pod":
-		return into(raw, func(o *corev1.Pod) { s.Pods = append(s.Pods, o) })
+		// Through the controller's informer transform, so the builders
+		// see what they see in the controller.
+		return into(raw, func(o *corev1.Pod) { s.Pods = append(s.Pods, snapshot.PodFrom(o)) })
 	case "Node":
 		return into(raw, func(o *corev1.Node) { s.Nodes = append(s.Nodes, o) })
 	case "TrafficSplit":
@@ -165,7 +167,7 @@ func DeepCopy(s *snapshot.Snapshot) *snapshot.Snapshot {
 	out := *s
 	out.Services = copyAll(s.Services, (*corev1.Service).DeepCopy)
 	out.EndpointSlices = copyAll(s.EndpointSlices, (*discoveryv1.EndpointSlice).DeepCopy)
-	out.Pods = copyAll(s.Pods, (*corev1.Pod).DeepCopy)
+	out.Pods = copyAll(s.Pods, (*snapshot.Pod).DeepCopy)
 	out.Nodes = copyAll(s.Nodes, (*corev1.Node).DeepCopy)
 	out.ShadowServices = copyAll(s.ShadowServices, (*corev1.Service).DeepCopy)
 	out.TrafficSplits = copyAll(s.TrafficSplits, (*splitv1alpha4.TrafficSplit).DeepCopy)
