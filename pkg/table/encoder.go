@@ -13,15 +13,21 @@ import (
 //     builders hand successive tables the same slice while the pods are
 //     unchanged. The caller must not modify a slice it has passed, as with
 //     every published table.
-//   - the previous table's string for each route whose encoding is
-//     unchanged, so that versions kept side by side share them.
+//   - the previous table's encoding of each route that is unchanged (deeply
+//     equal to the previous table's route for the same service port, which
+//     is far cheaper to check than to encode), and the previous table's
+//     string for any route whose encoding is, so that versions kept side
+//     by side share them. The Encoder keeps the previous table for that:
+//     like every published table, it must not be modified.
 //
 // Safe for concurrent use.
 type Encoder struct {
 	mu      sync.Mutex
 	pods    PodList
 	encoded string // the encoding of pods
-	prev    *Parts
+	// prev and prevTable are the previous table's parts and the table.
+	prev      *Parts
+	prevTable *Table
 }
 
 // Encode returns the canonical JSON encoding of t.
@@ -37,19 +43,19 @@ func (e *Encoder) Encode(t *Table) ([]byte, error) {
 func (e *Encoder) EncodeParts(t *Table) (*Parts, error) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	prev := e.prev
+	prev, pt := e.prev, e.prevTable
 	if prev == nil {
-		prev = &Parts{}
+		prev, pt = &Parts{}, &Table{}
 	}
 	p := &Parts{Schema: t.Schema, ACL: t.ACL}
 	var err error
-	if p.HTTP, err = encodeItems(t.HTTP, prev.Index(SectionHTTP), prev.HTTP); err != nil {
+	if p.HTTP, err = encodeItems(t.HTTP, httpKey, pt.HTTP, prev.HTTP, prev.Index(SectionHTTP)); err != nil {
 		return nil, err
 	}
-	if p.TCP, err = encodeItems(t.TCP, prev.Index(SectionTCP), prev.TCP); err != nil {
+	if p.TCP, err = encodeItems(t.TCP, streamKey, pt.TCP, prev.TCP, prev.Index(SectionTCP)); err != nil {
 		return nil, err
 	}
-	if p.UDP, err = encodeItems(t.UDP, prev.Index(SectionUDP), prev.UDP); err != nil {
+	if p.UDP, err = encodeItems(t.UDP, streamKey, pt.UDP, prev.UDP, prev.Index(SectionUDP)); err != nil {
 		return nil, err
 	}
 	if len(t.Nodes) > 0 {
@@ -71,7 +77,7 @@ func (e *Encoder) EncodeParts(t *Table) (*Parts, error) {
 		}
 		p.Pods = e.encoded
 	}
-	e.prev = p
+	e.prev, e.prevTable = p, t
 	return p, nil
 }
 

@@ -2,6 +2,7 @@ package table
 
 import (
 	"encoding/json"
+	"reflect"
 	"strconv"
 	"sync"
 )
@@ -124,11 +125,30 @@ func (p *Parts) Equal(o *Parts) bool {
 	return true
 }
 
-// encodeItems encodes each element of list, handing back prev's string for
-// an encoding prev already holds.
-func encodeItems[T any](list []T, prev map[string]int, prevItems []string) ([]string, error) {
+// routeKey names a route within its list: the service port it serves.
+type routeKey struct {
+	service ServiceRef
+	port    int32
+}
+
+// encodeItems encodes each element of list. An element deeply equal to the
+// element of prevList with the same key (the previous table's route for
+// that service port) takes prevList's encoding without being encoded again:
+// equal values encode to equal bytes, and comparing costs a fraction of
+// encoding (most routes of a table are unchanged from one version to the
+// next). Otherwise an encoding prev already holds is handed back as prev's
+// string.
+func encodeItems[T any](list []T, key func(*T) routeKey, prevList []T, prevItems []string, prev map[string]int) ([]string, error) {
+	byKey := make(map[routeKey]int, len(prevList))
+	for j := range prevList {
+		byKey[key(&prevList[j])] = j
+	}
 	out := make([]string, len(list))
 	for i := range list {
+		if j, ok := byKey[key(&list[i])]; ok && reflect.DeepEqual(&prevList[j], &list[i]) {
+			out[i] = prevItems[j]
+			continue
+		}
 		b, err := json.Marshal(&list[i])
 		if err != nil {
 			return nil, err
@@ -141,3 +161,6 @@ func encodeItems[T any](list []T, prev map[string]int, prevItems []string) ([]st
 	}
 	return out, nil
 }
+
+func httpKey(r *HTTPRoute) routeKey     { return routeKey{r.Service, r.Port} }
+func streamKey(r *StreamRoute) routeKey { return routeKey{r.Service, r.Port} }

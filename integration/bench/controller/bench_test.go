@@ -315,7 +315,7 @@ func freePort(t *testing.T) int {
 }
 
 // proxyFleet is distribution clients standing in for node proxies; each
-// decodes every table as a proxy does.
+// reads every version as a proxy does (the whole table, then deltas).
 type proxyFleet struct {
 	mu      sync.Mutex
 	check   func(*table.Table) bool

@@ -79,7 +79,7 @@ func render(rs []result) string {
 	b.WriteString("Shape as in shared/notes/anchors.md: N selector-less Services of 1 HTTP port, each with 5 Running+Ready Pods and one EndpointSlice listing them ")
 	b.WriteString("(written by the benchmark, so the EndpointSlice controller plays no part), and an 80/20 TrafficSplit on every tenth. ")
 	b.WriteString("`nodemesh controller` runs as its own process with its defaults (QPS 200, burst 400, 8 shadow writers, leader election on). ")
-	fmt.Fprintf(&b, "%d in-process distribution clients stand in for node proxies (each decodes every table). Traefik Mesh's figures are from the anchor, same apiserver and shape.\n\n", *reader)
+	fmt.Fprintf(&b, "%d in-process distribution clients stand in for node proxies (each reads every version as a proxy does: the whole table first, then deltas; docs/distribution-protocol.md). Traefik Mesh's figures are from the anchor, same apiserver and shape.\n\n", *reader)
 	b.WriteString("| metric | N | nodemesh | target | Traefik Mesh |\n|---|---:|---:|---:|---:|\n")
 	row := func(name, key string, n int, v string) {
 		fmt.Fprintf(&b, "| %s | %d | %s | %s | %s |\n", name, n, v, or(targets[n][key], "—"), or(traefik[n][key], "—"))
@@ -103,7 +103,7 @@ func render(rs []result) string {
 	b.WriteString("- The served table lists every pod IP (for source identity), so it is larger than Traefik Mesh's config at the same N.\n")
 	b.WriteString("- \"In served table\" is when the benchmark's long poll of /api/table received the new version's headers; \"applied on every proxy\" is when the last of the distribution clients had decoded it.\n")
 	b.WriteString("- Populating the cluster is not timed in any figure; the controller starts after it.\n")
-	b.WriteString("- The machine is shared by the apiserver, etcd, the controller and the benchmark itself (its 10 distribution clients decode every table in this process), and possibly by other work (see the load average rows; 2 cores), so wall-clock figures include that contention; CPU seconds and write counts do not depend on it.\n")
+	b.WriteString("- The machine is shared by the apiserver, etcd, the controller and the benchmark itself (its 10 distribution clients read every version in this process), and possibly by other work (see the load average rows; 2 cores), so wall-clock figures include that contention; CPU seconds and write counts do not depend on it.\n")
 	b.WriteString("- \"Controller during the edits\" reads the controller's own build_duration_seconds histogram (snapshot, both builds and publish, wall time) and its process CPU over the edit phase.\n")
 	return b.String()
 }
