@@ -5,8 +5,6 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -14,25 +12,17 @@ import (
 	"testing"
 
 	"github.com/nodemesh/nodemesh/pkg/table"
+	"github.com/nodemesh/nodemesh/pkg/table/tabletest"
 )
 
-// goldenTables are the routing builder's golden tables: every route kind,
-// ACL rules, nodes and pods.
+// goldenTables are the routing builder's golden tables, in file order.
 func goldenTables(t *testing.T) []*table.Table {
 	t.Helper()
-	files, _ := filepath.Glob("../routing/testdata/*.json")
-	if len(files) == 0 {
-		t.Fatal("no golden tables")
-	}
 	var out []*table.Table
-	for _, f := range files {
-		b, err := os.ReadFile(f)
+	for _, g := range tabletest.Goldens(t) {
+		tb, err := table.Decode(g.JSON)
 		if err != nil {
-			t.Fatal(err)
-		}
-		tb, err := table.Decode(b)
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
+			t.Fatalf("%s: %v", g.Name, err)
 		}
 		out = append(out, tb)
 	}

@@ -3,6 +3,7 @@ package table
 import (
 	"encoding/json"
 	"reflect"
+	"slices"
 	"strconv"
 	"sync"
 )
@@ -112,14 +113,8 @@ func (p *Parts) Equal(o *Parts) bool {
 		return false
 	}
 	for _, s := range Sections {
-		a, b := p.Items(s), o.Items(s)
-		if len(a) != len(b) {
+		if !slices.Equal(p.Items(s), o.Items(s)) {
 			return false
-		}
-		for i := range a {
-			if a[i] != b[i] {
-				return false
-			}
 		}
 	}
 	return true

@@ -2,32 +2,23 @@ package table
 
 import (
 	"bytes"
-	"os"
-	"path/filepath"
 	"reflect"
 	"testing"
 	"unsafe"
+
+	"github.com/nodemesh/nodemesh/pkg/table/tabletest"
 )
 
-// goldenTables decodes the routing builder's golden tables: every route
-// kind, ACL rules, nodes and pods.
+// goldenTables decodes the routing builder's golden tables.
 func goldenTables(t *testing.T) map[string]*Table {
 	t.Helper()
-	files, err := filepath.Glob("../routing/testdata/*.json")
-	if err != nil || len(files) == 0 {
-		t.Fatalf("no golden tables: %v", err)
-	}
 	out := map[string]*Table{}
-	for _, f := range files {
-		b, err := os.ReadFile(f)
+	for _, g := range tabletest.Goldens(t) {
+		tb, err := Decode(g.JSON)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%s: %v", g.Name, err)
 		}
-		tb, err := Decode(b)
-		if err != nil {
-			t.Fatalf("%s: %v", f, err)
-		}
-		out[filepath.Base(f)] = tb
+		out[g.Name] = tb
 	}
 	return out
 }
