@@ -27,33 +27,46 @@ import (
 // Service without a shadow for minutes.
 const freshLimit = 50
 
-// desiredShadows are the shadow Services one build wants, by name.
-type desiredShadows map[string]*corev1.Service
-
-// desiredState is one build's desired shadows and the specs they were
-// rendered from. gen changes whenever the specs do, so a diff against an
-// unchanged lister can be skipped.
+// desiredState is one build's desired shadows: the specs, by shadow name.
+// A spec is rendered into a Service object only when it is compared or
+// written (shadow.Render): keeping every rendered object (labels, selector
+// and ports of a full corev1.Service) cost about 5 KB per mesh service. gen
+// changes whenever the specs do, so a diff against an unchanged lister can
+// be skipped.
 type desiredState struct {
 	specs  []shadow.Spec
-	byName desiredShadows
+	byName map[string]int // index into specs, for specs with ports
 	gen    uint64
 }
 
+// service renders the desired shadow Service name, or returns nil when no
+// source wants it.
+func (d *desiredState) service(name string) *corev1.Service {
+	if d == nil {
+		return nil
+	}
+	i, ok := d.byName[name]
+	if !ok {
+		return nil
+	}
+	return shadow.Render(&d.specs[i])
+}
+
 // nextDesired returns the desired shadows of topo: prev itself when topo
-// wants the same specs (most rebuilds change no shadow), else freshly
-// rendered ones.
+// wants the same specs (most rebuilds change no shadow), else a new state.
 func nextDesired(prev *desiredState, topo *topology.Topology) *desiredState {
 	specs := topo.ShadowSpecs()
 	if prev != nil && slices.EqualFunc(prev.specs, specs, sameSpec) {
 		return prev
 	}
-	list := shadow.Desired(specs)
-	d := &desiredState{specs: specs, byName: make(desiredShadows, len(list)), gen: 1}
+	d := &desiredState{specs: specs, byName: make(map[string]int, len(specs)), gen: 1}
 	if prev != nil {
 		d.gen = prev.gen + 1
 	}
-	for _, s := range list {
-		d.byName[s.Name] = s
+	for i := range specs {
+		if len(specs[i].Ports) > 0 {
+			d.byName[specs[i].Name] = i
+		}
 	}
 	return d
 }
@@ -126,17 +139,16 @@ func (w *shadowWriter) enqueueDiff(d *desiredState, actual []*corev1.Service) {
 	if w.sameDiffInputs(d.gen, actual) {
 		return
 	}
-	desired := d.byName
 	byName := make(map[string]*corev1.Service, len(actual))
 	var diffs []string
 	for _, a := range actual {
 		byName[a.Name] = a
-		if desired[a.Name] == nil && a.Labels[shadow.LabelManagedBy] == shadow.ManagedByValue {
+		if _, wanted := d.byName[a.Name]; !wanted && a.Labels[shadow.LabelManagedBy] == shadow.ManagedByValue {
 			diffs = append(diffs, a.Name)
 		}
 	}
-	for name, d := range desired {
-		if shadow.NeedsUpdate(d, byName[name]) {
+	for name := range d.byName {
+		if shadow.NeedsUpdate(d.service(name), byName[name]) {
 			diffs = append(diffs, name)
 		}
 	}
@@ -208,10 +220,7 @@ func (w *shadowWriter) processNext(ctx context.Context, q workqueue.TypedRateLim
 // sync makes the shadow Service name match the latest desired state.
 func (w *shadowWriter) sync(ctx context.Context, name string) error {
 	w.c.mu.Lock()
-	var desired *corev1.Service
-	if w.c.desired != nil {
-		desired = w.c.desired.byName[name]
-	}
+	desired := w.c.desired.service(name)
 	w.c.mu.Unlock()
 	actual, err := w.lister.Services(w.ns).Get(name)
 	if apierrors.IsNotFound(err) {

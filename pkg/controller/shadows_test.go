@@ -22,8 +22,11 @@ func TestDesiredShadowsReused(t *testing.T) {
 	if changed == first || changed.gen == first.gen {
 		t.Fatal("changed specs kept the old desired state")
 	}
-	if p := changed.byName["web--shop"].Spec.Ports; len(p) != 1 || p[0].Port != 81 {
+	if p := changed.service("web--shop").Spec.Ports; len(p) != 1 || p[0].Port != 81 {
 		t.Errorf("desired ports %+v, want port 81", p)
+	}
+	if changed.service("nobody--shop") != nil || (*desiredState)(nil).service("web--shop") != nil {
+		t.Error("a shadow no source wants rendered")
 	}
 }
 
@@ -34,7 +37,7 @@ func TestEnqueueDiffSkipsUnchangedInputs(t *testing.T) {
 	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
 	defer q.ShutDown()
 	w := &shadowWriter{bulk: q, fresh: q, pending: map[string]bool{}}
-	d := &desiredState{gen: 1, byName: desiredShadows{"web--shop": shadowFor(80)}}
+	d := nextDesired(nil, topo(80))
 	actual := []*corev1.Service{shadowFor(8080)} // differs: needs an update
 	drain := func() int {
 		n := q.Len()
@@ -59,7 +62,7 @@ func TestEnqueueDiffSkipsUnchangedInputs(t *testing.T) {
 	if n := drain(); n != 1 {
 		t.Fatalf("a diff against a new lister object enqueued %d names, want 1", n)
 	}
-	w.enqueueDiff(&desiredState{gen: 2, byName: d.byName}, actual) // a new generation
+	w.enqueueDiff(&desiredState{gen: d.gen + 1, specs: d.specs, byName: d.byName}, actual) // a new generation
 	if n := drain(); n != 1 {
 		t.Fatalf("a diff of a new generation enqueued %d names, want 1", n)
 	}
@@ -73,5 +76,5 @@ func topo(port int32) *topology.Topology {
 
 // shadowFor renders the shadow of shop/web with one HTTP port.
 func shadowFor(port int32) *corev1.Service {
-	return nextDesired(nil, topo(port)).byName["web--shop"].DeepCopy()
+	return nextDesired(nil, topo(port)).service("web--shop")
 }

@@ -83,6 +83,15 @@ type Port struct {
 // PortName is the shadow port's name: "<kind>-<port>".
 func (p Port) PortName() string { return string(p.Kind) + "-" + strconv.Itoa(int(p.Port)) }
 
+// Render returns the Service object of one spec, or nil for a spec without
+// ports: Kubernetes rejects a ClusterIP Service with no port.
+func Render(s *Spec) *corev1.Service {
+	if len(s.Ports) == 0 {
+		return nil
+	}
+	return render(s)
+}
+
 // Desired renders specs as Service objects, sorted by name. Specs without
 // ports are skipped: Kubernetes rejects a ClusterIP Service with no port.
 func Desired(specs []Spec) []*corev1.Service {

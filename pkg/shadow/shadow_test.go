@@ -109,6 +109,18 @@ func TestDesired(t *testing.T) {
 	}
 }
 
+// TestRender: one spec renders as Desired renders it; a spec without
+// ports renders nothing.
+func TestRender(t *testing.T) {
+	s := spec()
+	if got, want := Render(&s), Desired([]Spec{spec()})[0]; !reflect.DeepEqual(got, want) {
+		t.Errorf("Render gives\n%+v\nDesired gives\n%+v", got, want)
+	}
+	if got := Render(&Spec{Namespace: "nodemesh", Name: "empty", Source: src("a", "b")}); got != nil {
+		t.Errorf("a spec without ports rendered %+v", got)
+	}
+}
+
 func TestAllocationsRoundTrip(t *testing.T) {
 	svc := Desired([]Spec{spec()})[0]
 	want := []portalloc.Allocation{
