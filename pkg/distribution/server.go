@@ -19,6 +19,7 @@ import (
 	"compress/gzip"
 	"fmt"
 	"net/http"
+	"net/url"
 	"sort"
 	"strconv"
 	"strings"
@@ -285,15 +286,11 @@ func (s *Server) parseQuery(r *http.Request) (pollQuery, error) {
 	if q.applied, err = parseUint(v, "applied"); err != nil {
 		return q, err
 	}
-	if x := v.Get("ready"); x != "" {
-		if q.ready, err = strconv.ParseBool(x); err != nil {
-			return q, fmt.Errorf("bad ready %q: want true or false", x)
-		}
+	if q.ready, err = parseBool(v, "ready"); err != nil {
+		return q, err
 	}
-	if x := v.Get("delta"); x != "" {
-		if q.delta, err = strconv.ParseBool(x); err != nil {
-			return q, fmt.Errorf("bad delta %q: want true or false", x)
-		}
+	if q.delta, err = parseBool(v, "delta"); err != nil {
+		return q, err
 	}
 	if x := v.Get("wait"); x != "" {
 		if q.wait, err = time.ParseDuration(x); err != nil || q.wait < 0 {
@@ -305,6 +302,19 @@ func (s *Server) parseQuery(r *http.Request) (pollQuery, error) {
 		return q, fmt.Errorf("node name longer than %d characters", maxNodeName)
 	}
 	return q, nil
+}
+
+// parseBool reads an optional true/false parameter; absent means false.
+func parseBool(v url.Values, key string) (bool, error) {
+	x := v.Get(key)
+	if x == "" {
+		return false, nil
+	}
+	b, err := strconv.ParseBool(x)
+	if err != nil {
+		return false, fmt.Errorf("bad %s %q: want true or false", key, x)
+	}
+	return b, nil
 }
 
 func parseUint(v map[string][]string, key string) (uint64, error) {
