@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"bytes"
+	"context"
 	"fmt"
 	"io"
 	"net/http"
@@ -86,6 +87,12 @@ func chainRouter(b *testing.B, rt http.RoundTripper, endpoint string, routes int
 func runHandler(b *testing.B, h http.Handler) {
 	req := httptest.NewRequest("GET", "http://web.shop.mesh/items?id=1", nil)
 	req.RemoteAddr = "10.244.1.9:40000"
+	req.RequestURI = "/items?id=1" // origin form, as clients send it
+	// A server's requests carry a cancelable context; the forwarders and
+	// transports take other paths for one that cannot be cancelled.
+	ctx, cancel := context.WithCancel(req.Context())
+	defer cancel()
+	req = req.WithContext(ctx)
 	w := &discardWriter{h: http.Header{}}
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -45,20 +45,22 @@ func (b *bufferPool) Put(buf []byte) {
 // connection pool per scheme across table reloads.
 type forwarders struct {
 	byScheme   map[table.Scheme]*httputil.ReverseProxy
+	handlers   map[table.Scheme]http.Handler // what routes forward to
 	transports []interface{ CloseIdleConnections() }
 }
 
 func newForwarders(opts *Options) *forwarders {
 	pool := newBufferPool()
-	f := &forwarders{byScheme: map[table.Scheme]*httputil.ReverseProxy{}}
+	f := &forwarders{byScheme: map[table.Scheme]*httputil.ReverseProxy{}, handlers: map[table.Scheme]http.Handler{}}
 	for _, s := range []table.Scheme{table.SchemeHTTP, table.SchemeHTTPS, table.SchemeH2C} {
 		d := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
 		tr := newTransport(s, d, opts)
 		var rt http.RoundTripper = tr
+		var h1 *h1Transport
 		if s == table.SchemeHTTP {
 			// Plain HTTP/1.1 GETs (most mesh traffic) skip net/http's
 			// per-connection goroutines; see h1transport.go.
-			h1 := newH1Transport(tr, d, opts.MaxIdleConnsPerHost, opts.IdleConnTimeout, opts.ResponseHeaderTimeout)
+			h1 = newH1Transport(tr, d, opts.MaxIdleConnsPerHost, opts.IdleConnTimeout, opts.ResponseHeaderTimeout)
 			rt = h1
 			f.transports = append(f.transports, h1)
 		} else {
@@ -74,6 +76,12 @@ func newForwarders(opts *Options) *forwarders {
 		fwd.BufferPool = pool
 		fwd.ErrorHandler = errorHandler
 		f.byScheme[s] = fwd
+		f.handlers[s] = fwd
+		if h1 != nil {
+			// ... and skip the forwarder's own per-request work; see
+			// h1forward.go.
+			f.handlers[s] = newH1Forwarder(fwd, h1, pool)
+		}
 	}
 	return f
 }

@@ -76,6 +76,13 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 	if !lean(req) {
 		return t.fallback.RoundTrip(req)
 	}
+	return t.send(req, nil)
+}
+
+// send sends a lean request: its head is head when set (h1Forwarder's
+// plain requests, whose Close is taken as false, as httputil sets it),
+// else req.Write's.
+func (t *h1Transport) send(req *http.Request, head *reqHead) (*http.Response, error) {
 	ctx := req.Context()
 	addr := req.URL.Host
 	if _, _, err := net.SplitHostPort(addr); err != nil {
@@ -95,7 +102,7 @@ func (t *h1Transport) RoundTrip(req *http.Request) (*http.Response, error) {
 				return nil, err
 			}
 		}
-		resp, err := t.roundTrip(ctx, pc, req)
+		resp, err := t.roundTrip(ctx, pc, req, head)
 		if err == nil {
 			return resp, nil
 		}
@@ -116,7 +123,7 @@ func closedByPeer(err error) bool {
 
 // roundTrip writes req on pc and reads the response head. The response body
 // reads from pc; its end returns pc to the pool.
-func (t *h1Transport) roundTrip(ctx context.Context, pc *h1Conn, req *http.Request) (*http.Response, error) {
+func (t *h1Transport) roundTrip(ctx context.Context, pc *h1Conn, req *http.Request, head *reqHead) (*http.Response, error) {
 	// A cancelled request (the client left, or the route's timeout passed)
 	// unblocks whatever I/O is pending by expiring the connection's
 	// deadline. AfterFunc starts no goroutine unless ctx is done.
@@ -130,7 +137,13 @@ func (t *h1Transport) roundTrip(ctx context.Context, pc *h1Conn, req *http.Reque
 		}
 		return nil, err
 	}
-	if err := req.Write(pc.bw); err != nil {
+	var err error
+	if head != nil {
+		err = head.write(pc.bw)
+	} else {
+		err = req.Write(pc.bw)
+	}
+	if err != nil {
 		return fail(err)
 	}
 	if err := pc.bw.Flush(); err != nil {
@@ -165,7 +178,7 @@ func (t *h1Transport) roundTrip(ctx context.Context, pc *h1Conn, req *http.Reque
 			return fail(ctx.Err())
 		}
 	}
-	reusable := !resp.Close && !req.Close
+	reusable := !resp.Close && (head != nil || !req.Close)
 	if resp.Body == http.NoBody {
 		t.release(pc, stop, reusable)
 		return resp, nil

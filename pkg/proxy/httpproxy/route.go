@@ -32,7 +32,7 @@ type route struct {
 // serving version of the route, or nil), so a failure leaves the serving
 // table untouched. zone is the proxy's zone, for locality.
 func (rt *Router) buildRoute(r *table.HTTPRoute, prev *route, zone string) (*route, error) {
-	fwd := rt.fwd.byScheme[r.Scheme]
+	fwd := rt.fwd.handlers[r.Scheme]
 	if fwd == nil {
 		return nil, fmt.Errorf("unknown scheme %q", r.Scheme)
 	}
