@@ -207,7 +207,7 @@ func (c *Client) poll(ctx context.Context) (*table.Table, error) {
 		if base == nil {
 			return nil, fmt.Errorf("controller sent a delta against version %s, which this client did not offer", hb)
 		}
-		if t, err = applyDelta(base, body); err != nil {
+		if t, err = ApplyDelta(base, body); err != nil {
 			c.base = nil // fetch the whole table next time
 			return nil, err
 		}

@@ -21,7 +21,9 @@ import (
 // Each route list is the new table's list in order: an integer stands for
 // the route at that position of the base's list, unchanged; an object is a
 // route in full. "baseNodes" and "basePods" say the list is the base's;
-// otherwise "nodes" and "pods" are as in a table (absent when empty).
+// otherwise "nodes" and "pods" are as in a table (absent when empty), or
+// the pods come as their changes since the base, "podsRemoved" and
+// "podsAdded" (poddelta.go).
 //
 // A weight edit of one TrafficSplit among 1,000 services thus costs each
 // proxy a few kilobytes to decode instead of the whole table.
@@ -32,8 +34,9 @@ const ContentTypeDelta = "application/vnd.nodemesh.table-delta+json"
 // HeaderBase carries a delta's base version.
 const HeaderBase = "X-Nodemesh-Table-Base"
 
-// encodeDelta writes cur (version) as a delta against base (baseVersion).
-func encodeDelta(cur *table.Parts, version uint64, base *table.Parts, baseVersion uint64) []byte {
+// encodeDelta writes cur (version) as a delta against base (baseVersion);
+// steps are the pods' steps of the versions after base up to cur.
+func encodeDelta(cur *table.Parts, version uint64, base *table.Parts, baseVersion uint64, steps []podStep) []byte {
 	b := make([]byte, 0, 1024)
 	b = append(b, `{"schema":`...)
 	b = strconv.AppendInt(b, int64(cur.Schema), 10)
@@ -64,10 +67,13 @@ func encodeDelta(cur *table.Parts, version uint64, base *table.Parts, baseVersio
 	case cur.Nodes != "":
 		b = append(append(b, `,"nodes":`...), cur.Nodes...)
 	}
-	switch {
-	case cur.Pods == base.Pods:
-		b = append(b, `,"basePods":true`...)
-	case cur.Pods != "":
+	if cur.Pods == base.Pods {
+		return append(b, `,"basePods":true}`...)
+	}
+	if removed, added, ok := composeSteps(steps); ok && len(removed)+len(added) > 0 {
+		return append(appendPodChanges(b, removed, added), '}')
+	}
+	if cur.Pods != "" {
 		b = append(append(b, `,"pods":`...), cur.Pods...)
 	}
 	return append(b, '}')
@@ -86,14 +92,18 @@ type wireDelta struct {
 	BaseNodes bool              `json:"baseNodes"`
 	Pods      table.PodList     `json:"pods"`
 	BasePods  bool              `json:"basePods"`
+	// The pods' changes since the base (poddelta.go).
+	PodsRemoved table.PodList `json:"podsRemoved"`
+	PodsAdded   table.PodList `json:"podsAdded"`
 }
 
-// applyDelta rebuilds a table from base and a delta against it, as strictly
+// ApplyDelta rebuilds a table from base and a delta against it, as strictly
 // as table.Decode reads a whole table: an unknown field anywhere, trailing
 // data, or a reference outside the base's list is an error. The result
 // shares the base's unchanged routes and lists, which neither side may
-// modify (tables are never modified once published or applied).
-func applyDelta(base *table.Table, body []byte) (*table.Table, error) {
+// modify (tables are never modified once published or applied). Client
+// uses it; it is exported for tools that poll the protocol themselves.
+func ApplyDelta(base *table.Table, body []byte) (*table.Table, error) {
 	if len(body) > table.MaxEncodedSize {
 		return nil, fmt.Errorf("decode delta: %d bytes exceeds the limit of %d", len(body), table.MaxEncodedSize)
 	}
@@ -126,6 +136,14 @@ func applyDelta(base *table.Table, body []byte) (*table.Table, error) {
 			return nil, errors.New("decode delta: both pods and basePods")
 		}
 		t.Pods = base.Pods
+	}
+	if d.PodsRemoved != nil || d.PodsAdded != nil {
+		if d.Pods != nil || d.BasePods {
+			return nil, errPodsTwice
+		}
+		if t.Pods, err = applyPodChanges(base.Pods, d.PodsRemoved, d.PodsAdded); err != nil {
+			return nil, err
+		}
 	}
 	return t, nil
 }

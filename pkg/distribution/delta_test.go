@@ -100,8 +100,8 @@ func TestDeltaRebuildsTheTable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		delta := encodeDelta(cp, 101, bp, 100)
-		got, err := applyDelta(baseDecoded, delta)
+		delta := encodeDelta(cp, 101, bp, 100, []podStep{stepBetween(base.Pods, cur.Pods, bp.Pods == cp.Pods)})
+		got, err := ApplyDelta(baseDecoded, delta)
 		if err != nil {
 			t.Fatalf("run %d: %v\n%s", run, err, delta)
 		}
@@ -124,7 +124,7 @@ func TestDeltaIsSmall(t *testing.T) {
 	var enc table.Encoder
 	bp, _ := enc.EncodeParts(base)
 	cp, _ := enc.EncodeParts(&cur)
-	delta := encodeDelta(cp, 2, bp, 1)
+	delta := encodeDelta(cp, 2, bp, 1, nil)
 	full := cp.Bytes(2)
 	if len(delta)*5 > len(full) || !strings.Contains(string(delta), `"port":8080`) || !strings.Contains(string(delta), `"basePods":true`) {
 		t.Errorf("delta of %d bytes for a table of %d:\n%.300s", len(delta), len(full), delta)
@@ -145,7 +145,7 @@ func TestApplyDeltaRejects(t *testing.T) {
 		{"pods twice", `{"schema":1,"version":6,"base":5,"acl":false,"http":[0],"tcp":[],"udp":[],"pods":[],"basePods":true}`, "both pods"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := applyDelta(base, []byte(tt.delta))
+			_, err := ApplyDelta(base, []byte(tt.delta))
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Errorf("err = %v, want one containing %q", err, tt.want)
 			}

@@ -264,7 +264,7 @@ func TestPublishedBodyIsTheEncodedTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.mu.Lock()
-	got := srv.snap.full.body
+	got := srv.snap.whole().body
 	srv.mu.Unlock()
 	if !bytes.Equal(got, want) {
 		t.Fatalf("served body\n%s\nwant\n%s", got, want)

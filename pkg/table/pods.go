@@ -95,7 +95,7 @@ func (l PodList) MarshalJSON() ([]byte, error) {
 
 // UnmarshalJSON reads groups (and single pods) strictly: an unknown field,
 // "ips" and "names" of different lengths, or a mix of the two forms in one
-// object is an error. The pods come out sorted by IP.
+// object is an error. The pods come out sorted by IP (ComparePods).
 func (l *PodList) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		return nil
@@ -139,7 +139,27 @@ func (l *PodList) UnmarshalJSON(b []byte) error {
 			add(g.IPs[j], g.Names[j])
 		}
 	}
-	slices.SortStableFunc(out, func(a, b Pod) int { return strings.Compare(a.IP, b.IP) })
+	SortPods(out)
 	*l = out
 	return nil
 }
+
+// ComparePods orders pods by IP, then by every other field: a total order,
+// so that pods decoded whole and pods rebuilt from a delta's changes come
+// out in the same order even when two pods share an IP.
+func ComparePods(a, b Pod) int {
+	return cmp.Or(strings.Compare(a.IP, b.IP), strings.Compare(a.Name, b.Name), strings.Compare(a.Namespace, b.Namespace),
+		strings.Compare(a.ServiceAccount, b.ServiceAccount), strings.Compare(a.Node, b.Node), strings.Compare(a.Workload, b.Workload))
+}
+
+// Canonical returns p as decoding its encoding gives it: a pod without a
+// workload has its own, "Pod/<name>".
+func (p Pod) Canonical() Pod {
+	if p.Workload == "" {
+		p.Workload = ownWorkload(p.Name)
+	}
+	return p
+}
+
+// SortPods sorts pods with ComparePods.
+func SortPods(pods []Pod) { slices.SortFunc(pods, ComparePods) }
