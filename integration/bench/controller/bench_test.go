@@ -83,7 +83,11 @@ func measure(t *testing.T, bin string, n int) (r result) {
 	r = result{N: n, LoadBefore: loadAvg()}
 	defer func() { r.LoadAfter = loadAvg() }()
 	ctx := t.Context()
-	c := harness.Start(t)
+	var opts []harness.Option
+	if *apiProfile != "" {
+		opts = append(opts, harness.WithAPIServerArgs("--profiling=true"))
+	}
+	c := harness.Start(t, opts...)
 	rc := c.RESTConfig()
 	rc.QPS, rc.Burst = 2000, 4000
 	kube := kubernetes.NewForConfigOrDie(rc)
@@ -120,6 +124,7 @@ func measure(t *testing.T, bin string, n int) (r result) {
 	}
 	port := freePort(t)
 	ctrl := startControllerProc(t, bin, c.Kubeconfig(), port, logDir, "controller")
+	profileAPIServer(ctx, t, kube)
 	r.Ready = ctrl.ready(t, 2*time.Minute).Sub(ctrl.started)
 
 	// A Service created while the shadow backlog is being written.
@@ -229,7 +234,7 @@ func measure(t *testing.T, bin string, n int) (r result) {
 	}
 	r.NewP50, r.NewP95 = percentile(fresh, 50), percentile(fresh, 95)
 	r.ShadowP50, r.ShadowP95 = percentile(routable, 50), percentile(routable, 95)
-	r.TableBytes = servedW.latest().size
+	r.TableBytes = wholeSize(ctx, ctrl.url)
 	time.Sleep(2 * time.Second)
 	r.RSS = ctrl.rssMiB()
 	r.HeapInuse = ctrl.metric("go_memstats_heap_inuse_bytes") / (1 << 20)

@@ -101,7 +101,7 @@ func render(rs []result) string {
 	}
 	b.WriteString("\nNotes:\n")
 	b.WriteString("- The served table lists every pod IP (for source identity), so it is larger than Traefik Mesh's config at the same N.\n")
-	b.WriteString("- \"In served table\" is when the benchmark's long poll of /api/table received the new version's headers; \"applied on every proxy\" is when the last of the distribution clients had decoded it.\n")
+	b.WriteString("- \"In served table\" is when the benchmark's long poll of /api/table received the new version's headers (that poll, too, reads deltas against the version it holds, as a proxy does); \"applied on every proxy\" is when the last of the distribution clients had decoded it.\n")
 	b.WriteString("- Populating the cluster is not timed in any figure; the controller starts after it.\n")
 	b.WriteString("- The machine is shared by the apiserver, etcd, the controller and the benchmark itself (its 10 distribution clients read every version in this process), and possibly by other work (see the load average rows; 2 cores), so wall-clock figures include that contention; CPU seconds and write counts do not depend on it.\n")
 	b.WriteString("- \"Controller during the edits\" reads the controller's own build_duration_seconds histogram (snapshot, both builds and publish, wall time) and its process CPU over the edit phase.\n")
