@@ -63,7 +63,8 @@ type sources struct {
 	targets      []listFunc[trafficTarget] // converted from the discovered version
 }
 
-// listFunc lists every object of one kind from an informer cache.
+// listFunc lists every object of one kind from an informer cache, in a new
+// list the caller owns (the objects are the cache's, and shared).
 type listFunc[T any] func() ([]T, error)
 
 // lister is what every generated lister has.

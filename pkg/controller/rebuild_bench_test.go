@@ -3,6 +3,7 @@ package controller
 import (
 	"context"
 	"fmt"
+	"slices"
 	"testing"
 
 	splitv1alpha4 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/split/v1alpha4"
@@ -88,7 +89,7 @@ func benchRebuild(b *testing.B, n int) {
 	// informer does: the edited split becomes a new object.
 	c.smi = smidiscovery.Result{Status: snapshot.SMIStatus{Split: "v1alpha4"}}
 	splits := benchSplits(n)
-	c.src.splits = []listFunc[*splitv1alpha4.TrafficSplit]{func() ([]*splitv1alpha4.TrafficSplit, error) { return splits, nil }}
+	c.src.splits = []listFunc[*splitv1alpha4.TrafficSplit]{func() ([]*splitv1alpha4.TrafficSplit, error) { return slices.Clone(splits), nil }}
 	w := newShadowWriter(c)
 	c.writer.Store(w)
 	defer w.bulk.ShutDown()

@@ -2,6 +2,7 @@ package controller
 
 import (
 	"errors"
+	"slices"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
@@ -40,8 +41,9 @@ func (s *sources) snapshot(smi smidiscovery.Result) (*snapshot.Snapshot, error) 
 	errs = append(errs, err)
 	snap.ShadowServices = shadows
 
-	// Pods without an IP can neither be an endpoint nor a source.
-	snap.Pods = filter(snap.Pods, func(p *snapshot.Pod) bool { return len(p.IPs) > 0 })
+	// Pods without an IP can neither be an endpoint nor a source. The list
+	// is this snapshot's own, so it is filtered in place.
+	snap.Pods = slices.DeleteFunc(snap.Pods, func(p *snapshot.Pod) bool { return len(p.IPs) == 0 })
 	return snap, errors.Join(errs...)
 }
 
@@ -53,6 +55,11 @@ func gather[T metav1.Object](s *sources, lists []listFunc[T], errs *[]error) []T
 
 // gatherBy is gather for a kind that is no metav1.Object (snapshot.Pod).
 func gatherBy[T any](s *sources, lists []listFunc[T], namespace func(T) string, errs *[]error) []T {
+	if len(lists) == 1 { // one cluster-wide lister: its list is ours to filter
+		objs, err := lists[0]()
+		*errs = append(*errs, err)
+		return slices.DeleteFunc(objs, func(o T) bool { return !s.filter.allows(namespace(o)) })
+	}
 	var out []T
 	for _, list := range lists {
 		objs, err := list()
@@ -61,16 +68,6 @@ func gatherBy[T any](s *sources, lists []listFunc[T], namespace func(T) string, 
 			if s.filter.allows(namespace(o)) {
 				out = append(out, o)
 			}
-		}
-	}
-	return out
-}
-
-func filter[T any](in []T, keep func(T) bool) []T {
-	out := in[:0:0]
-	for _, o := range in {
-		if keep(o) {
-			out = append(out, o)
 		}
 	}
 	return out

@@ -78,9 +78,23 @@ func podList(pods []*topology.Pod) table.PodList {
 // lists of prev whose source is the same slice; it returns those it used.
 func build(topo *topology.Topology, prev map[epKey]epMemo) (*table.Table, map[epKey]epMemo) {
 	t := &table.Table{Schema: table.SchemaVersion, ACL: topo.Options.ACL}
-	b := &builder{topo: topo, prev: prev, endpoints: map[epKey]epMemo{}}
+	b := &builder{topo: topo, prev: prev, endpoints: make(map[epKey]epMemo, len(prev))}
 	if topo.Options.ACL {
 		b.acl = newACL(topo)
+	}
+	// The HTTP list is made at its size: appending a thousand routes one by
+	// one to a growing list copied them about twice over, a fifth of a
+	// rebuild's allocations at 1,000 services.
+	nHTTP := 0
+	for _, svc := range topo.Services {
+		for _, p := range svc.Ports {
+			if p.Protocol == shadow.KindHTTP {
+				nHTTP++
+			}
+		}
+	}
+	if nHTTP > 0 {
+		t.HTTP = make([]table.HTTPRoute, 0, nHTTP)
 	}
 	for _, svc := range topo.Services {
 		split := b.activeSplit(svc)

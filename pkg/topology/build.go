@@ -81,11 +81,11 @@ func (bu *Builder) Build(s *snapshot.Snapshot, opts Options) *Topology {
 	t.TCPRoutes = b.buildStreamRoutes(KindTCPRoute)
 	t.UDPRoutes = b.buildStreamRoutes(KindUDPRoute)
 	t.Splits = b.buildSplits(t)
-	t.idx = nil // the index was built before Splits existed
+	t.reindex() // an index built before Splits existed lacks them
 	t.TrafficTargets = b.buildTrafficTargets(t)
 
 	t.Errors = b.errs.sorted()
-	t.idx = nil // lookups see the final slices
+	t.reindex() // lookups see the final slices
 	t.index()
 	return t
 }

@@ -67,15 +67,32 @@ func (t *Topology) index() *index {
 	if t.idx != nil {
 		return t.idx
 	}
+	services := make(map[types.NamespacedName]*Service, len(t.Services))
+	for _, s := range t.Services {
+		services[nn(s.Namespace, s.Name)] = s
+	}
+	t.idx = t.indexWith(services)
+	return t.idx
+}
+
+// reindex makes lookups see the current lists after a build step added
+// some. The services' lookup is kept: Build sets the services first and
+// never changes that list afterwards, and it is the largest map by far.
+func (t *Topology) reindex() {
+	if t.idx == nil {
+		return
+	}
+	t.idx = t.indexWith(t.idx.services)
+}
+
+// indexWith indexes every list but the services, whose lookup is given.
+func (t *Topology) indexWith(services map[types.NamespacedName]*Service) *index {
 	x := &index{
-		services: make(map[types.NamespacedName]*Service, len(t.Services)),
+		services: services,
 		splits:   make(map[types.NamespacedName]*Split, len(t.Splits)),
 		groups:   make(map[types.NamespacedName]*HTTPRouteGroup, len(t.HTTPRouteGroups)),
 		tcp:      make(map[types.NamespacedName]*StreamRoute, len(t.TCPRoutes)),
 		udp:      make(map[types.NamespacedName]*StreamRoute, len(t.UDPRoutes)),
-	}
-	for _, s := range t.Services {
-		x.services[nn(s.Namespace, s.Name)] = s
 	}
 	for _, s := range t.Splits {
 		x.splits[nn(s.Namespace, s.Name)] = s
@@ -89,7 +106,6 @@ func (t *Topology) index() *index {
 	for _, r := range t.UDPRoutes {
 		x.udp[nn(r.Namespace, r.Name)] = r
 	}
-	t.idx = x
 	return x
 }
 
