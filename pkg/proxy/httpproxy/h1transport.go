@@ -52,6 +52,7 @@ type h1Conn struct {
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
+	expire    func() // expires c's deadline; made once, not per request
 }
 
 func newH1Transport(fallback *http.Transport, dialer *net.Dialer, maxIdle int, idleTimeout, headerTimeout time.Duration) *h1Transport {
@@ -127,7 +128,7 @@ func (t *h1Transport) roundTrip(ctx context.Context, pc *h1Conn, req *http.Reque
 	// A cancelled request (the client left, or the route's timeout passed)
 	// unblocks whatever I/O is pending by expiring the connection's
 	// deadline. AfterFunc starts no goroutine unless ctx is done.
-	stop := context.AfterFunc(ctx, func() { _ = pc.c.SetDeadline(expired) })
+	stop := context.AfterFunc(ctx, pc.expire)
 	fail := func(err error) (*http.Response, error) {
 		stop()
 		if ctx.Err() != nil {
@@ -255,7 +256,9 @@ func (t *h1Transport) dial(ctx context.Context, addr string) (*h1Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &h1Conn{addr: addr, c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}, nil
+	pc := &h1Conn{addr: addr, c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}
+	pc.expire = func() { _ = c.SetDeadline(expired) }
+	return pc, nil
 }
 
 // getIdle takes the newest idle connection to addr that is not too old.
