@@ -288,7 +288,7 @@ func (b *builder) backend(svc *topology.Service, p *topology.ServicePort, weight
 // the one that sorts first by service then port keeps it.
 func fixDefaultPorts(routes []table.HTTPRoute) {
 	slices.SortFunc(routes, compareHTTP)
-	claimed := map[string]bool{}
+	claimed := make(map[string]bool, len(routes))
 	for i := range routes {
 		r := &routes[i]
 		if !r.DefaultPort {

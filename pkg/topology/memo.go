@@ -44,7 +44,7 @@ type serviceRound struct {
 
 // begin starts a build's round; memos of other options or zones are dropped.
 func (m serviceMemos) begin(b *builder) *serviceRound {
-	r := &serviceRound{b: b, next: serviceMemos{byKey: map[types.NamespacedName]*serviceMemo{}, opts: b.opts, zones: b.in.nodeZone}}
+	r := &serviceRound{b: b, next: serviceMemos{byKey: make(map[types.NamespacedName]*serviceMemo, len(m.byKey)), opts: b.opts, zones: b.in.nodeZone}}
 	if m.byKey != nil && sameOptions(m.opts, b.opts) && maps.Equal(m.zones, b.in.nodeZone) {
 		r.prev = m.byKey
 	}
