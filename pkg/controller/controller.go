@@ -54,11 +54,14 @@ import (
 // unit of work.
 const rebuildKey = "rebuild"
 
-// shadowRebuildInterval is the least time between two rebuilds asked for by
-// shadow Service events (see throttle): a lone event rebuilds at once, a
-// backlog's stream of them once per interval. Events of user objects always
-// rebuild at once.
-const shadowRebuildInterval = 500 * time.Millisecond
+// The least time between two rebuilds asked for by shadow Service events
+// (see throttle) follows the rebuilds' duration within these bounds: a lone
+// event rebuilds at once, a backlog's stream of them once per interval.
+// Events of user objects always rebuild at once.
+const (
+	shadowRebuildMinInterval = 25 * time.Millisecond
+	shadowRebuildMaxInterval = 500 * time.Millisecond
+)
 
 // Controller is one controller replica.
 type Controller struct {
@@ -138,7 +141,7 @@ func newWithClients(cfg Config, opts topology.Options, c clients) *Controller {
 		clients:     c,
 		server:      distribution.NewServer(distribution.ServerOptions{}),
 		listened:    make(chan struct{}),
-		shadowKicks: newThrottle(shadowRebuildInterval),
+		shadowKicks: newThrottle(shadowRebuildMinInterval, shadowRebuildMaxInterval),
 		rebuilds: workqueue.NewTypedRateLimitingQueueWithConfig(workqueue.DefaultTypedControllerRateLimiter[string](),
 			workqueue.TypedRateLimitingQueueConfig[string]{Name: "nodemesh-rebuild"}),
 	}
@@ -307,6 +310,7 @@ func (c *Controller) rebuild() error {
 	version := c.server.Publish(tbl)
 	c.topo.Store(topo)
 	took := time.Since(began)
+	c.shadowKicks.follow(took)
 	c.metrics.observeBuild(took, version, len(topo.Errors))
 	klog.V(2).Infof("built table version %d: %d services, %d object errors, in %s", version, len(topo.Services), len(topo.Errors), took)
 
