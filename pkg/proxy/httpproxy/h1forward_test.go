@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -116,14 +117,14 @@ func TestH1ForwarderMatchesOxy(t *testing.T) {
 	rp.ErrorHandler = errorHandler
 	fast := newH1Forwarder(rp, h1, newBufferPool())
 
-	var usedFast bool
+	var usedFast atomic.Bool
 	serve := func(h http.Handler) http.Handler {
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			out := new(http.Request)
 			*out = *r
 			out.URL = backendURL
 			if f, ok := h.(*h1Forwarder); ok {
-				usedFast = f.plain(out)
+				usedFast.Store(f.plain(out))
 			}
 			h.ServeHTTP(w, out)
 		})
@@ -194,10 +195,10 @@ func TestH1ForwarderMatchesOxy(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			usedFast = false
+			usedFast.Store(false)
 			fastHead, fastResp := exchange(fastSrv, tc.req)
-			if usedFast != tc.fast {
-				t.Errorf("fast path used: %v, want %v", usedFast, tc.fast)
+			if usedFast.Load() != tc.fast {
+				t.Errorf("fast path used: %v, want %v", usedFast.Load(), tc.fast)
 			}
 			oxyHead, oxyResp := exchange(oxySrv, tc.req)
 			if fastHead != oxyHead {
