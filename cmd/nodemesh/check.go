@@ -18,29 +18,24 @@ import (
 
 // checkConfig is the configuration of `nodemesh check`.
 type checkConfig struct {
-	ConfigFile        string        `description:"Configuration file (YAML or TOML)." export:"true"`
-	Kubeconfig        string        `description:"Path to a kubeconfig; empty means $KUBECONFIG, ~/.kube/config, then the in-cluster service account." export:"true"`
-	MeshNamespace     string        `description:"Namespace of the controller, the proxies and the shadow services." export:"true"`
-	ControllerURL     string        `description:"Controller API base URL (e.g. http://127.0.0.1:9000 through a port-forward); empty means through the apiserver's service proxy to controller-service." export:"true"`
-	ControllerService string        `description:"Service and port of the controller API in the mesh namespace, as name:port." export:"true"`
-	LeaseName         string        `description:"Name of the controller's leader election Lease (in the mesh namespace)." export:"true"`
-	DNSNamespace      string        `description:"Namespace of the cluster DNS Deployment and its ConfigMaps." export:"true"`
-	ClusterDomain     string        `description:"The cluster's DNS domain." export:"true"`
-	MaxClockSkew      time.Duration `description:"Largest difference allowed between this machine's clock and the apiserver's." export:"true"`
-	Grace             time.Duration `description:"How long to wait before reading again when a proxy lags or a shadow service is being written (a change a moment ago is not a fault)." export:"true"`
-	Output            string        `description:"Output format: text or json (-o)." export:"true"`
+	ControllerAccess
+	LeaseName     string        `description:"Name of the controller's leader election Lease (in the mesh namespace)." export:"true"`
+	DNSNamespace  string        `description:"Namespace of the cluster DNS Deployment and its ConfigMaps." export:"true"`
+	ClusterDomain string        `description:"The cluster's DNS domain." export:"true"`
+	MaxClockSkew  time.Duration `description:"Largest difference allowed between this machine's clock and the apiserver's." export:"true"`
+	Grace         time.Duration `description:"How long to wait before reading again when a proxy lags or a shadow service is being written (a change a moment ago is not a fault)." export:"true"`
+	Output        string        `description:"Output format: text or json (-o)." export:"true"`
 }
 
 func defaultCheckConfig() *checkConfig {
 	return &checkConfig{
-		MeshNamespace:     dns.DefaultMeshNamespace,
-		ControllerService: "nodemesh-controller:9000",
-		LeaseName:         check.DefaultLeaseName,
-		DNSNamespace:      "kube-system",
-		ClusterDomain:     dns.DefaultClusterDomain,
-		MaxClockSkew:      check.DefaultMaxClockSkew,
-		Grace:             check.DefaultGrace,
-		Output:            "text",
+		ControllerAccess: defaultControllerAccess(),
+		LeaseName:        check.DefaultLeaseName,
+		DNSNamespace:     "kube-system",
+		ClusterDomain:    dns.DefaultClusterDomain,
+		MaxClockSkew:     check.DefaultMaxClockSkew,
+		Grace:            check.DefaultGrace,
+		Output:           "text",
 	}
 }
 

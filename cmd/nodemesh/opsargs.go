@@ -14,6 +14,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/nodemesh/nodemesh/pkg/cmdline"
+	"github.com/nodemesh/nodemesh/pkg/dns"
 )
 
 // opsCommand builds an operator command (check, status, top): options as
@@ -87,16 +88,41 @@ func splitArgs(args []string, short map[string]string, bools map[string]bool) (f
 // boolOptions lists cfg's boolean options by paerser's flag name.
 func boolOptions(cfg any) map[string]bool {
 	out := map[string]bool{}
-	t := reflect.TypeOf(cfg)
-	for t.Kind() == reflect.Pointer {
-		t = t.Elem()
-	}
-	for i := 0; i < t.NumField(); i++ {
-		if t.Field(i).Type.Kind() == reflect.Bool {
-			out[strings.ToLower(t.Field(i).Name)] = true
+	var collect func(t reflect.Type)
+	collect = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer {
+			t = t.Elem()
+		}
+		for i := 0; i < t.NumField(); i++ {
+			f := t.Field(i)
+			switch {
+			case f.Anonymous && f.Type.Kind() == reflect.Struct: // flattened, as paerser does
+				collect(f.Type)
+			case f.Type.Kind() == reflect.Bool:
+				out[strings.ToLower(f.Name)] = true
+			}
 		}
 	}
+	collect(reflect.TypeOf(cfg))
 	return out
+}
+
+// ControllerAccess is how an operator command reaches the cluster and the
+// controller's API: the options that check and status share. It is
+// embedded, and paerser flattens an embedded struct, so its options keep
+// their names (--kubeconfig, not --controller-access.kubeconfig).
+type ControllerAccess struct {
+	ConfigFile        string `description:"Configuration file (YAML or TOML)." export:"true"`
+	Kubeconfig        string `description:"Path to a kubeconfig; empty means $KUBECONFIG, ~/.kube/config, then the in-cluster service account." export:"true"`
+	MeshNamespace     string `description:"Namespace of the controller, the proxies and the shadow services." export:"true"`
+	ControllerURL     string `description:"Controller API base URL (e.g. http://127.0.0.1:9000 through a port-forward); empty means through the apiserver's service proxy to controller-service." export:"true"`
+	ControllerService string `description:"Service and port of the controller API in the mesh namespace, as name:port." export:"true"`
+}
+
+// defaultControllerAccess is the mesh's default namespace and controller
+// Service.
+func defaultControllerAccess() ControllerAccess {
+	return ControllerAccess{MeshNamespace: dns.DefaultMeshNamespace, ControllerService: "nodemesh-controller:9000"}
 }
 
 // restConfigFor loads a kubeconfig: the path given, else $KUBECONFIG and

@@ -10,18 +10,13 @@ import (
 	"github.com/traefik/paerser/cli"
 	"k8s.io/client-go/kubernetes"
 
-	"github.com/nodemesh/nodemesh/pkg/dns"
 	"github.com/nodemesh/nodemesh/pkg/edgestats"
 	"github.com/nodemesh/nodemesh/pkg/status"
 )
 
 // statusConfig is the configuration of `nodemesh status [-n ns] [svc]`.
 type statusConfig struct {
-	ConfigFile        string `description:"Configuration file (YAML or TOML)." export:"true"`
-	Kubeconfig        string `description:"Path to a kubeconfig; empty means $KUBECONFIG, ~/.kube/config, then the in-cluster service account." export:"true"`
-	MeshNamespace     string `description:"Namespace of the controller, the proxies and the shadow services." export:"true"`
-	ControllerURL     string `description:"Controller API base URL; empty means through the apiserver's service proxy to controller-service." export:"true"`
-	ControllerService string `description:"Service and port of the controller API in the mesh namespace, as name:port." export:"true"`
+	ControllerAccess
 	// ProxyUrls, not ProxyURLs: the option name is derived from the field
 	// name, and "URLs" would give --proxy-ur-ls.
 	ProxyUrls []string      `description:"Admin URLs of the proxies to read edge metrics from (comma separated); empty means every proxy pod, through the apiserver." export:"true"`
@@ -31,11 +26,7 @@ type statusConfig struct {
 }
 
 func newStatusCommand() *cli.Command {
-	cfg := &statusConfig{
-		MeshNamespace:     dns.DefaultMeshNamespace,
-		ControllerService: "nodemesh-controller:9000",
-		Output:            "text",
-	}
+	cfg := &statusConfig{ControllerAccess: defaultControllerAccess(), Output: "text"}
 	return opsCommand("status", "show mesh services: names, traffic type, shadow, endpoints per node, split weights intended and observed, access rules; nodemesh status [-n ns] [service]",
 		cfg, map[string]string{"n": "namespace", "o": "output"}, func(ctx context.Context, args []string) error { return runStatus(ctx, cfg, args) })
 }

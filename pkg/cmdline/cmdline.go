@@ -143,13 +143,17 @@ func collectKebab(t reflect.Type, path, kebab string, out map[string]string) {
 		if !f.IsExported() || f.Tag.Get("label") == "-" {
 			continue
 		}
-		p, k := strings.ToLower(f.Name), toKebab(f.Name)
-		if path != "" {
-			p, k = path+"."+p, kebab+"."+k
-		}
 		ft := f.Type
 		for ft.Kind() == reflect.Pointer {
 			ft = ft.Elem()
+		}
+		if f.Anonymous && ft.Kind() == reflect.Struct { // paerser flattens an embedded struct
+			collectKebab(ft, path, kebab, out)
+			continue
+		}
+		p, k := strings.ToLower(f.Name), toKebab(f.Name)
+		if path != "" {
+			p, k = path+"."+p, kebab+"."+k
 		}
 		if ft.Kind() == reflect.Struct && ft.PkgPath() != "time" && !implementsText(ft) {
 			collectKebab(ft, p, k, out)
