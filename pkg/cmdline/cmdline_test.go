@@ -1,6 +1,9 @@
 package cmdline
 
-import "testing"
+import (
+	"strings"
+	"testing"
+)
 
 func TestToKebab(t *testing.T) {
 	for in, want := range map[string]string{
@@ -33,5 +36,29 @@ func TestNormalizeFlag(t *testing.T) {
 		if got := normalizeFlag(in); got != want {
 			t.Errorf("normalizeFlag(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// Shared is embedded in embedding, as the ops commands embed their shared
+// options.
+type Shared struct {
+	MeshNamespace string `description:"mesh namespace" export:"true"`
+}
+
+type embedding struct {
+	Shared
+	Output string `description:"output" export:"true"`
+}
+
+// TestOptionsFlattenEmbeddedStructs: an embedded struct's options keep
+// their own names, as paerser reads them.
+func TestOptionsFlattenEmbeddedStructs(t *testing.T) {
+	var got []string
+	for _, o := range Options(&embedding{Shared: Shared{MeshNamespace: "nodemesh"}, Output: "text"}) {
+		got = append(got, o.Kebab+"="+o.Default+" "+o.Env())
+	}
+	want := []string{"mesh-namespace=nodemesh NODEMESH_MESH_NAMESPACE", "output=text NODEMESH_OUTPUT"}
+	if strings.Join(got, ",") != strings.Join(want, ",") {
+		t.Errorf("options %q, want %q", got, want)
 	}
 }
