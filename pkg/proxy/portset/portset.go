@@ -10,6 +10,7 @@ import (
 	"slices"
 	"sync"
 
+	"github.com/nodemesh/nodemesh/pkg/proxy/pick"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -40,6 +41,8 @@ type Set[R any, L Listener[R]] struct {
 	listeners map[int32]L
 	closed    bool
 	wg        sync.WaitGroup // Serve loops and Go's goroutines
+
+	applyMu sync.Mutex // one ApplyStreams at a time, so applied follows table order
 }
 
 // New returns an empty Set. listen opens the listener of one port; name
@@ -55,6 +58,41 @@ func New[R any, L Listener[R]](name string, listen func(port int32) (L, error)) 
 // of every kept listener, starts the new ones and closes those whose port
 // left. A listener is opened or closed only when the set of ports changes.
 func (s *Set[R, L]) Apply(routes map[int32]R, describe func(R) string) error {
+	return s.apply(routes, func(port int32) string { return describe(routes[port]) })
+}
+
+// ApplyStreams makes the listeners match a table's stream routes (t.TCP or
+// t.UDP): it builds one route per port with Routes, giving build the
+// pick.Set of the stream route's backends, and applies them with Apply;
+// once they are applied it calls applied (nil: nothing), where a manager
+// deletes the edge series the table no longer has a use for. Calls run one
+// at a time, so that applied follows table order; build may call Get.
+func (s *Set[R, L]) ApplyStreams(streams []table.StreamRoute, build func(sr *table.StreamRoute, set *pick.Set) (R, error), applied func()) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	services := make(map[int32]table.ServiceRef, len(streams))
+	routes, err := Routes(s.name, streams, func(sr *table.StreamRoute) (R, error) {
+		set, err := pick.New(sr.Backends)
+		if err != nil {
+			var zero R
+			return zero, err
+		}
+		services[sr.ProxyPort] = sr.Service
+		return build(sr, set)
+	})
+	if err != nil {
+		return err
+	}
+	if err := s.apply(routes, func(port int32) string { return services[port].String() }); err != nil {
+		return err
+	}
+	if applied != nil {
+		applied()
+	}
+	return nil
+}
+
+func (s *Set[R, L]) apply(routes map[int32]R, describe func(port int32) string) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -76,7 +114,7 @@ func (s *Set[R, L]) Apply(routes map[int32]R, describe func(R) string) error {
 			for _, o := range opened {
 				o.Close()
 			}
-			return fmt.Errorf("%s port %d (%s): %w", s.name, port, describe(routes[port]), err)
+			return fmt.Errorf("%s port %d (%s): %w", s.name, port, describe(port), err)
 		}
 		opened[port] = l
 	}

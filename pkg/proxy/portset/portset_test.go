@@ -4,10 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 
+	"github.com/nodemesh/nodemesh/pkg/proxy/pick"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -157,5 +159,50 @@ func TestRoutesRefusesBadAndSharedPorts(t *testing.T) {
 		if _, err := Routes("tcp proxy", tc.streams, build); err == nil || err.Error() != tc.want {
 			t.Errorf("Routes(%v) = %v, want %q", tc.streams, err, tc.want)
 		}
+	}
+}
+
+func TestApplyStreamsBuildsAppliesThenCallsApplied(t *testing.T) {
+	sr := func(port int32, name string, weight int32) table.StreamRoute {
+		return table.StreamRoute{Service: table.ServiceRef{Namespace: "shop", Name: name}, ProxyPort: port, Backends: []table.Backend{{
+			Service: table.ServiceRef{Namespace: "shop", Name: name}, Weight: weight,
+			Endpoints: []table.Endpoint{{Address: "10.0.0.1:80"}},
+		}}}
+	}
+	build := func(sr *table.StreamRoute, set *pick.Set) (string, error) {
+		if set == nil {
+			return "", errors.New("no pick.Set")
+		}
+		return sr.Service.Name, nil
+	}
+	o := &fakeOpener{fail: map[int32]bool{10002: true}}
+	s := New[string]("tcp proxy", o.listen)
+	defer s.Close()
+	applied := 0
+	if err := s.ApplyStreams([]table.StreamRoute{sr(10000, "db", 1), sr(10001, "cache", 1)}, build, func() { applied++ }); err != nil {
+		t.Fatal(err)
+	}
+	if got := s.Ports(); !slices.Equal(got, []int32{10000, 10001}) || applied != 1 {
+		t.Fatalf("ports %v, applied %d times; want [10000 10001], once", got, applied)
+	}
+	for _, tc := range []struct {
+		streams []table.StreamRoute
+		want    string
+	}{
+		// pick.New refuses the backends: named like a build error.
+		{[]table.StreamRoute{sr(10000, "db", -1)}, "tcp proxy port 10000 (shop/db): backend shop/db: negative weight -1"},
+		// A listener fails to open: named with the port's service.
+		{[]table.StreamRoute{sr(10000, "db", 1), sr(10002, "web", 1)}, "tcp proxy port 10002 (shop/web): address already in use"},
+	} {
+		err := s.ApplyStreams(tc.streams, build, func() { applied++ })
+		if err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("ApplyStreams(%v) = %v, want it to contain %q", tc.streams, err, tc.want)
+		}
+	}
+	if got := s.Ports(); !slices.Equal(got, []int32{10000, 10001}) || applied != 1 {
+		t.Errorf("after refused tables: ports %v, applied %d times; want [10000 10001], once", got, applied)
+	}
+	if err := s.ApplyStreams(nil, build, nil); err != nil || len(s.Ports()) != 0 {
+		t.Errorf("ApplyStreams(nil) = %v, ports %v; want nil, none", err, s.Ports())
 	}
 }

@@ -17,7 +17,6 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
-	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -89,8 +88,9 @@ type Manager struct {
 	dialer  net.Dialer
 	// ports holds the listeners; its goroutines are the accept loops and
 	// the connections.
-	ports   *portset.Set[*route, *listener]
-	applyMu sync.Mutex // one Apply at a time, so edge series follow table order
+	// Its ApplyStreams runs one Apply at a time, so edge series follow
+	// table order.
+	ports *portset.Set[*route, *listener]
 }
 
 // New returns a Manager with no listeners; call Apply to open them.
@@ -120,29 +120,10 @@ func New(opts Options) *Manager {
 // Apply makes the listeners match t.TCP. It is all-or-nothing: it checks
 // every route and opens every new listener first; on any failure it closes
 // the listeners it just opened, returns an error naming the port, and leaves
-// the previous state serving (portset.Set.Apply). The Manager keeps t:
-// callers must not modify it afterwards.
+// the previous state serving (portset.Set.ApplyStreams). The Manager keeps
+// t: callers must not modify it afterwards.
 func (m *Manager) Apply(t *table.Table) error {
-	m.applyMu.Lock()
-	defer m.applyMu.Unlock()
-	routes, err := m.buildRoutes(t)
-	if err != nil {
-		return err
-	}
-	if err := m.ports.Apply(routes, func(r *route) string { return r.stream.Service.String() }); err != nil {
-		return err
-	}
-	m.edges.applied(t)
-	return nil
-}
-
-// buildRoutes checks t.TCP and prepares one route per port.
-func (m *Manager) buildRoutes(t *table.Table) (map[int32]*route, error) {
-	return portset.Routes("tcp proxy", t.TCP, func(sr *table.StreamRoute) (*route, error) {
-		set, err := pick.New(sr.Backends)
-		if err != nil {
-			return nil, err
-		}
+	return m.ports.ApplyStreams(t.TCP, func(sr *table.StreamRoute, set *pick.Set) (*route, error) {
 		r := &route{
 			table:   t,
 			stream:  sr,
@@ -150,9 +131,10 @@ func (m *Manager) buildRoutes(t *table.Table) (map[int32]*route, error) {
 			metrics: m.metrics.forService(sr.Service.Namespace, sr.Service.Name),
 			edges:   m.edges.forRoute(t, sr),
 		}
+		var err error
 		r.policy, err = m.newRoutePolicy(t, sr)
 		return r, err
-	})
+	}, func() { m.edges.applied(t) })
 }
 
 // Ports returns the ports with an open listener, sorted.
