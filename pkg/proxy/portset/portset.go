@@ -163,7 +163,8 @@ func Routes[R any](name string, streams []table.StreamRoute, build func(sr *tabl
 	return routes, nil
 }
 
-// Get returns the listener of port, if open.
+// Get returns the listener of port, if open. Its first route is swapped
+// in before Get can return it.
 func (s *Set[R, L]) Get(port int32) (L, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -10,6 +10,7 @@ import (
 	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog"
 	"github.com/nodemesh/nodemesh/pkg/proxy/edges"
 	"github.com/nodemesh/nodemesh/pkg/proxy/promreg"
+	"github.com/nodemesh/nodemesh/pkg/proxy/streamcore"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -19,23 +20,18 @@ import (
 // connection. A nil *edgeMetrics (neither asked for) costs one nil check
 // per connection.
 type edgeMetrics struct {
-	resolver    *edges.Resolver
-	log         *accesslog.Logger
-	on          bool
+	*streamcore.Edges
 	connections *prometheus.CounterVec
 	bytes       *prometheus.CounterVec
-	series      *edges.Series
 }
 
 func newEdgeMetrics(opts *Options) *edgeMetrics {
-	if !opts.EdgeMetrics && opts.AccessLog == nil {
+	e := streamcore.NewEdges(opts.EdgeMetrics, opts.AccessLog, opts.Sources)
+	if e == nil {
 		return nil
 	}
-	m := &edgeMetrics{resolver: opts.Sources, log: opts.AccessLog, on: opts.EdgeMetrics}
-	if m.resolver == nil {
-		m.resolver = new(edges.Resolver)
-	}
-	if !m.on {
+	m := &edgeMetrics{Edges: e}
+	if !m.On {
 		return m
 	}
 	labels := append(append([]string{}, edges.SourceLabels...), edges.LabelNamespace, edges.LabelService, edges.LabelBackend)
@@ -49,25 +45,21 @@ func newEdgeMetrics(opts *Options) *edgeMetrics {
 	}, append(append([]string{}, labels...), "direction"))
 	m.connections = promreg.Register(opts.Registerer, m.connections)
 	m.bytes = promreg.Register(opts.Registerer, m.bytes)
-	m.series = edges.NewSeries(m.connections.MetricVec, m.bytes.MetricVec)
+	m.Series = edges.NewSeries(m.connections.MetricVec, m.bytes.MetricVec)
 	return m
 }
 
 // applied deletes the series t no longer has a use for.
 func (m *edgeMetrics) applied(t *table.Table) {
-	if m == nil || !m.on {
-		return
+	if m != nil {
+		m.Applied(t, t.TCP)
 	}
-	m.series.Applied(m.resolver.For(t), edges.StreamDests(t.TCP))
 }
 
 // edgeRoute is the edge state of one route of one table.
 type edgeRoute struct {
-	m         *edgeMetrics
-	svc       table.ServiceRef
-	sources   *edges.Sources
-	backendOf edges.Backends
-	backends  map[string]*edges.Cache[tcpEdge] // by backend service
+	*streamcore.EdgeRoute[tcpEdge]
+	m *edgeMetrics
 }
 
 // tcpEdge is the children of one (source, service, backend).
@@ -79,29 +71,13 @@ func (m *edgeMetrics) forRoute(t *table.Table, sr *table.StreamRoute) *edgeRoute
 	if m == nil {
 		return nil
 	}
-	r := &edgeRoute{m: m, svc: sr.Service, sources: m.resolver.For(t), backendOf: edges.StreamBackends(sr)}
-	if m.on {
-		r.backends = map[string]*edges.Cache[tcpEdge]{}
-	}
-	for _, b := range sr.Backends {
-		name := b.Service.Name
-		if m.on && r.backends[name] == nil {
-			r.backends[name] = &edges.Cache[tcpEdge]{New: r.children(name)}
-		}
-	}
-	return r
-}
-
-func (r *edgeRoute) children(backend string) func(*edges.Source) *tcpEdge {
-	return func(s *edges.Source) *tcpEdge {
-		r.m.series.Touch(edges.Dest{Service: r.svc, Backend: backend})
-		lv := []string{s.Namespace, s.Workload, s.ServiceAccount, r.svc.Namespace, r.svc.Name, backend}
+	return &edgeRoute{m: m, EdgeRoute: streamcore.NewEdgeRoute(m.Edges, t, sr, func(lv []string) *tcpEdge {
 		return &tcpEdge{
-			ok:        r.m.connections.WithLabelValues(append(lv, resultOK)...),
-			toBackend: r.m.bytes.WithLabelValues(append(lv, directionToBackend)...),
-			toClient:  r.m.bytes.WithLabelValues(append(lv, directionToClient)...),
+			ok:        m.connections.WithLabelValues(append(lv, resultOK)...),
+			toBackend: m.bytes.WithLabelValues(append(lv, directionToBackend)...),
+			toClient:  m.bytes.WithLabelValues(append(lv, directionToClient)...),
 		}
-	}
+	})}
 }
 
 // edgeConn follows one client connection for edge metrics and the access
@@ -123,7 +99,7 @@ func (r *edgeRoute) open(addr netip.Addr) *edgeConn {
 	if r == nil {
 		return nil
 	}
-	return &edgeConn{r: r, addr: addr, src: r.sources.Lookup(addr), start: time.Now(), log: r.m.log.Allow(), backend: edges.NoBackend}
+	return &edgeConn{r: r, addr: addr, src: r.Sources.Lookup(addr), start: time.Now(), log: r.Log.Allow(), backend: edges.NoBackend}
 }
 
 // fail records a connection that reached no backend.
@@ -133,9 +109,9 @@ func (ec *edgeConn) fail(result string) {
 	}
 	ec.result = result
 	r := ec.r
-	if r.m.on {
-		r.m.series.Touch(edges.Dest{Service: r.svc, Backend: edges.NoBackend})
-		r.m.connections.WithLabelValues(ec.src.Namespace, ec.src.Workload, ec.src.ServiceAccount, r.svc.Namespace, r.svc.Name, edges.NoBackend, result).Inc()
+	if r.On {
+		r.Series.Touch(edges.Dest{Service: r.Service, Backend: edges.NoBackend})
+		r.m.connections.WithLabelValues(ec.src.Namespace, ec.src.Workload, ec.src.ServiceAccount, r.Service.Namespace, r.Service.Name, edges.NoBackend, result).Inc()
 	}
 }
 
@@ -150,11 +126,10 @@ func (ec *edgeConn) connected(backend *net.TCPConn, rm routeMetrics) routeMetric
 		ap := ta.AddrPort()
 		ec.endpoint = netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 	}
-	name := ec.r.backendOf.Of(ec.endpoint)
+	name, e := ec.r.Backend(ec.src, ec.endpoint)
 	ec.backend = name
 	ec.up.Service, ec.down.Service = rm.toBackend, rm.toClient
-	if c := ec.r.backends[name]; c != nil {
-		e := c.Get(ec.r.sources, ec.src)
+	if e != nil {
 		e.ok.Inc()
 		ec.up.Edge, ec.down.Edge = e.toBackend, e.toClient
 	}
@@ -170,12 +145,12 @@ func (ec *edgeConn) close() {
 	e := accesslog.Entry{
 		Time: ec.start, Protocol: "tcp",
 		SourceIP: ec.addr.String(), SourceNamespace: ec.src.Namespace, SourceWorkload: ec.src.Workload, SourceServiceAccount: ec.src.ServiceAccount,
-		Namespace: ec.r.svc.Namespace, Service: ec.r.svc.Name, Backend: ec.backend,
+		Namespace: ec.r.Service.Namespace, Service: ec.r.Service.Name, Backend: ec.backend,
 		Result: ec.result, Duration: time.Since(ec.start),
 		BytesReceived: ec.up.N(), BytesSent: ec.down.N(),
 	}
 	if ec.endpoint.IsValid() {
 		e.Endpoint = ec.endpoint.String()
 	}
-	ec.r.m.log.Log(&e)
+	ec.r.Log.Log(&e)
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nodemesh/nodemesh/pkg/proxy/balance"
+	"github.com/nodemesh/nodemesh/pkg/proxy/streamcore"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -23,34 +24,19 @@ type routePolicy struct {
 }
 
 func (m *Manager) newRoutePolicy(t *table.Table, sr *table.StreamRoute) (routePolicy, error) {
-	p := routePolicy{idle: m.opts.IdleTimeout, maxConns: int64(sr.MaxConnections)}
-	if sr.IdleTimeout > 0 {
-		p.idle = sr.IdleTimeout.D()
-	}
-	if sr.Locality != nil {
-		var err error
-		p.bal, err = balance.New(sr.Backends, balance.Options{
-			Locality: sr.Locality, Node: m.opts.Node, Zone: balance.ZoneOf(t, m.opts.Node),
-		}, m.prevStates(sr.ProxyPort))
-		if err != nil {
-			return p, err
-		}
-	}
-	return p, nil
+	bal, err := streamcore.Balance(t, sr, m.opts.Node, m.prevBalance)
+	return routePolicy{idle: streamcore.IdleTimeout(sr, m.opts.IdleTimeout), maxConns: int64(sr.MaxConnections), bal: bal}, err
 }
 
-// prevStates returns a new States taking over the endpoint states of the
-// route serving port now, so open connections stay counted across a
+// prevBalance returns the balance.Set of the route serving port now, if
+// any, so that the new one keeps its open connections counted across a
 // reload.
-func (m *Manager) prevStates(port int32) *balance.States {
+func (m *Manager) prevBalance(port int32) *balance.Set {
 	l, ok := m.ports.Get(port)
 	if !ok {
-		return balance.NewStates(nil)
+		return nil
 	}
-	if r := l.route.Load(); r != nil && r.policy.bal != nil {
-		return balance.NewStates(r.policy.bal.States())
-	}
-	return balance.NewStates(nil)
+	return l.route.Load().policy.bal // Get returns only listeners with a route
 }
 
 // enter counts a new connection of the port, or refuses it when the

@@ -9,6 +9,7 @@ import (
 	"github.com/nodemesh/nodemesh/pkg/proxy/accesslog"
 	"github.com/nodemesh/nodemesh/pkg/proxy/edges"
 	"github.com/nodemesh/nodemesh/pkg/proxy/promreg"
+	"github.com/nodemesh/nodemesh/pkg/proxy/streamcore"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -18,22 +19,17 @@ import (
 // per session when it ends. A nil *edgeMetrics (neither asked for) costs
 // one nil check per new session and nothing per datagram.
 type edgeMetrics struct {
-	resolver  *edges.Resolver
-	log       *accesslog.Logger
-	on        bool
+	*streamcore.Edges
 	datagrams *prometheus.CounterVec
-	series    *edges.Series
 }
 
 func newEdgeMetrics(opts *Options) *edgeMetrics {
-	if !opts.EdgeMetrics && opts.AccessLog == nil {
+	e := streamcore.NewEdges(opts.EdgeMetrics, opts.AccessLog, opts.Sources)
+	if e == nil {
 		return nil
 	}
-	m := &edgeMetrics{resolver: opts.Sources, log: opts.AccessLog, on: opts.EdgeMetrics}
-	if m.resolver == nil {
-		m.resolver = new(edges.Resolver)
-	}
-	if !m.on {
+	m := &edgeMetrics{Edges: e}
+	if !m.On {
 		return m
 	}
 	m.datagrams = prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -41,25 +37,20 @@ func newEdgeMetrics(opts *Options) *edgeMetrics {
 		Help: "UDP datagrams forwarded, by source workload, destination service, backend and direction (to_backend, to_client).",
 	}, append(append([]string{}, edges.SourceLabels...), edges.LabelNamespace, edges.LabelService, edges.LabelBackend, "direction"))
 	m.datagrams = promreg.Register(opts.Registerer, m.datagrams)
-	m.series = edges.NewSeries(m.datagrams.MetricVec)
+	m.Series = edges.NewSeries(m.datagrams.MetricVec)
 	return m
 }
 
 // applied deletes the series t no longer has a use for.
 func (m *edgeMetrics) applied(t *table.Table) {
-	if m == nil || !m.on {
-		return
+	if m != nil {
+		m.Applied(t, t.UDP)
 	}
-	m.series.Applied(m.resolver.For(t), edges.StreamDests(t.UDP))
 }
 
 // edgeRoute is the edge state of one route of one table.
 type edgeRoute struct {
-	m         *edgeMetrics
-	svc       table.ServiceRef
-	sources   *edges.Sources
-	backendOf edges.Backends
-	backends  map[string]*edges.Cache[udpEdge] // by backend service
+	*streamcore.EdgeRoute[udpEdge]
 }
 
 // udpEdge is the children of one (source, service, backend).
@@ -69,21 +60,12 @@ func (m *edgeMetrics) forRoute(t *table.Table, sr *table.StreamRoute) *edgeRoute
 	if m == nil {
 		return nil
 	}
-	r := &edgeRoute{m: m, svc: sr.Service, sources: m.resolver.For(t), backendOf: edges.StreamBackends(sr), backends: map[string]*edges.Cache[udpEdge]{}}
-	for _, b := range sr.Backends {
-		name := b.Service.Name
-		if m.on && r.backends[name] == nil {
-			r.backends[name] = &edges.Cache[udpEdge]{New: func(s *edges.Source) *udpEdge {
-				m.series.Touch(edges.Dest{Service: sr.Service, Backend: name})
-				lv := []string{s.Namespace, s.Workload, s.ServiceAccount, sr.Service.Namespace, sr.Service.Name, name}
-				return &udpEdge{
-					toBackend: m.datagrams.WithLabelValues(append(lv, "to_backend")...),
-					toClient:  m.datagrams.WithLabelValues(append(lv, "to_client")...),
-				}
-			}}
+	return &edgeRoute{streamcore.NewEdgeRoute(m.Edges, t, sr, func(lv []string) *udpEdge {
+		return &udpEdge{
+			toBackend: m.datagrams.WithLabelValues(append(lv, "to_backend")...),
+			toClient:  m.datagrams.WithLabelValues(append(lv, "to_client")...),
 		}
-	}
-	return r
+	})}
 }
 
 // edgeSession follows one session for edge metrics and the access log.
@@ -105,12 +87,11 @@ func (r *edgeRoute) open(client, endpoint netip.AddrPort, rm routeMetrics) (*edg
 	if r == nil {
 		return nil, rm
 	}
-	es := &edgeSession{r: r, client: client, src: r.sources.Lookup(client.Addr()), endpoint: endpoint, start: time.Now(), log: r.m.log.Allow()}
-	name := r.backendOf.Of(endpoint)
+	es := &edgeSession{r: r, client: client, src: r.Sources.Lookup(client.Addr()), endpoint: endpoint, start: time.Now(), log: r.Log.Allow()}
+	name, e := r.Backend(es.src, endpoint)
 	es.backend = name
 	es.up.Service, es.down.Service = rm.toBackend, rm.toClient
-	if c := r.backends[name]; c != nil {
-		e := c.Get(r.sources, es.src)
+	if e != nil {
 		es.up.Edge, es.down.Edge = e.toBackend, e.toClient
 	}
 	rm.toBackend, rm.toClient = &es.up, &es.down
@@ -125,8 +106,8 @@ func (es *edgeSession) close() {
 	e := accesslog.Entry{
 		Time: es.start, Protocol: "udp",
 		SourceIP: es.client.String(), SourceNamespace: es.src.Namespace, SourceWorkload: es.src.Workload, SourceServiceAccount: es.src.ServiceAccount,
-		Namespace: es.r.svc.Namespace, Service: es.r.svc.Name, Backend: es.backend, Endpoint: es.endpoint.String(),
+		Namespace: es.r.Service.Namespace, Service: es.r.Service.Name, Backend: es.backend, Endpoint: es.endpoint.String(),
 		Duration: time.Since(es.start), DatagramsReceived: es.up.N(), DatagramsSent: es.down.N(),
 	}
-	es.r.m.log.Log(&e)
+	es.r.Log.Log(&e)
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nodemesh/nodemesh/pkg/proxy/balance"
+	"github.com/nodemesh/nodemesh/pkg/proxy/streamcore"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -20,31 +21,19 @@ type routePolicy struct {
 }
 
 func (m *Manager) newRoutePolicy(t *table.Table, sr *table.StreamRoute) (routePolicy, error) {
-	p := routePolicy{idle: m.opts.IdleTimeout}
-	if sr.IdleTimeout > 0 {
-		p.idle = sr.IdleTimeout.D()
-	}
-	if sr.Locality != nil {
-		var err error
-		p.bal, err = balance.New(sr.Backends, balance.Options{
-			Locality: sr.Locality, Node: m.opts.Node, Zone: balance.ZoneOf(t, m.opts.Node),
-		}, m.prevStates(sr.ProxyPort))
-		if err != nil {
-			return p, err
-		}
-	}
-	return p, nil
+	bal, err := streamcore.Balance(t, sr, m.opts.Node, m.prevBalance)
+	return routePolicy{idle: streamcore.IdleTimeout(sr, m.opts.IdleTimeout), bal: bal}, err
 }
 
-// prevStates returns a new States taking over the endpoint states of the
-// route serving port now, so open sessions stay counted across a reload.
-func (m *Manager) prevStates(port int32) *balance.States {
-	if l, ok := m.ports.Get(port); ok {
-		if r := l.route.Load(); r != nil && r.policy.bal != nil {
-			return balance.NewStates(r.policy.bal.States())
-		}
+// prevBalance returns the balance.Set of the route serving port now, if
+// any, so that the new one keeps its open sessions counted across a
+// reload.
+func (m *Manager) prevBalance(port int32) *balance.Set {
+	l, ok := m.ports.Get(port)
+	if !ok {
+		return nil
 	}
-	return balance.NewStates(nil)
+	return l.route.Load().policy.bal // Get returns only listeners with a route
 }
 
 // picked is an endpoint a session holds from a balance.Set.
