@@ -13,15 +13,22 @@ import (
 	"time"
 
 	"github.com/nodemesh/nodemesh/pkg/distribution"
+	"github.com/nodemesh/nodemesh/pkg/gctune"
 	"github.com/nodemesh/nodemesh/pkg/memtrim"
 	"github.com/nodemesh/nodemesh/pkg/proxy/admin"
 	"github.com/nodemesh/nodemesh/pkg/proxy/httpproxy"
 )
 
 // TuneRuntime applies the GC and GOMAXPROCS settings of cfg to this
-// process. It is separate from Run because it is process-wide.
+// process. It is separate from Run because it is process-wide. With a GC
+// headroom, GOGC is retuned after every collection for the life of the
+// process (pkg/gctune).
 func TuneRuntime(cfg Config) {
-	debug.SetGCPercent(cfg.GCPercent)
+	if cfg.GCHeadroom > 0 {
+		gctune.Start(gctune.Options{Headroom: uint64(cfg.GCHeadroom) << 20, MinPercent: cfg.GCPercent, MaxPercent: max(cfg.GCPercent, gcMaxPercent)})
+	} else {
+		debug.SetGCPercent(cfg.GCPercent)
+	}
 	if cfg.MaxProcs > 0 {
 		runtime.GOMAXPROCS(cfg.MaxProcs)
 	}
