@@ -34,6 +34,7 @@ import (
 	specsclient "github.com/servicemeshinterface/smi-sdk-go/pkg/gen/client/specs/clientset/versioned"
 	splitclient "github.com/servicemeshinterface/smi-sdk-go/pkg/gen/client/split/clientset/versioned"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/meta"
 	"k8s.io/apimachinery/pkg/runtime"
 	utilruntime "k8s.io/apimachinery/pkg/util/runtime"
 	"k8s.io/apimachinery/pkg/util/wait"
@@ -237,10 +238,10 @@ func (c *Controller) Topology() *topology.Topology { return c.topo.Load() }
 // handler returns the informer handler of one kind: count, then enqueue the
 // rebuild. It never does work itself.
 func (c *Controller) handler(kind string) cache.ResourceEventHandler {
-	enqueue := func(event string) {
+	enqueue := func(event string, obj any) {
 		c.metrics.informerEvents.WithLabelValues(kind, event).Inc()
 		if kind == kindShadow {
-			if d := c.shadowKicks.delay(); d > 0 {
+			if d := c.shadowDelay(obj); d > 0 {
 				c.rebuilds.AddAfter(rebuildKey, d)
 				return
 			}
@@ -248,16 +249,31 @@ func (c *Controller) handler(kind string) cache.ResourceEventHandler {
 		c.rebuilds.Add(rebuildKey)
 	}
 	return cache.ResourceEventHandlerFuncs{
-		AddFunc: func(any) { enqueue("add") },
+		AddFunc: func(obj any) { enqueue("add", obj) },
 		UpdateFunc: func(old, cur any) {
 			if !relevantUpdate(old, cur) {
 				c.metrics.informerEvents.WithLabelValues(kind, "update-ignored").Inc()
 				return
 			}
-			enqueue("update")
+			enqueue("update", cur)
 		},
-		DeleteFunc: func(any) { enqueue("delete") },
+		DeleteFunc: func(obj any) { enqueue("delete", obj) },
 	}
+}
+
+// shadowDelay is how long the rebuild an event of shadow obj asks for
+// waits: none for a shadow the fresh lane wrote (a Service someone just
+// created waits for it), else what the throttle grants.
+func (c *Controller) shadowDelay(obj any) time.Duration {
+	if t, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+		obj = t.Obj
+	}
+	if o, err := meta.Accessor(obj); err == nil {
+		if w := c.writer.Load(); w != nil && w.takeAwaited(o.GetName()) {
+			return 0
+		}
+	}
+	return c.shadowKicks.delay()
 }
 
 // relevantUpdate filters updates that cannot change the table: resyncs with

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -93,6 +94,11 @@ type shadowWriter struct {
 	mu      sync.Mutex
 	pending map[string]bool // enqueued in a lane and not yet written
 	started bool            // a first diff was enqueued (it goes to bulk)
+	// awaited holds the names enqueued in the fresh lane, with when: a
+	// Service someone just created waits for its shadow's ClusterIP, so
+	// the event of that shadow rebuilds at once instead of being spaced
+	// with a backlog's echoes (Controller.shadowDelay).
+	awaited map[string]time.Time
 
 	// The inputs of the last diff, which enqueueDiff skips when both are
 	// unchanged: the desired generation and the lister's objects (replaced
@@ -111,6 +117,20 @@ func newShadowWriter(c *Controller) *shadowWriter {
 		bulk: q("nodemesh-shadows-bulk"), fresh: q("nodemesh-shadows-fresh"),
 		pending: map[string]bool{},
 	}
+}
+
+// awaitedTTL bounds how long a fresh-lane name is awaited: a write that
+// turned out to be needless makes no event to take it.
+const awaitedTTL = time.Minute
+
+// takeAwaited reports whether name was enqueued in the fresh lane and not
+// yet seen, and forgets it.
+func (w *shadowWriter) takeAwaited(name string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	_, ok := w.awaited[name]
+	delete(w.awaited, name)
+	return ok
 }
 
 // run starts workers per lane and shuts the lanes down when ctx ends.
@@ -172,6 +192,20 @@ func (w *shadowWriter) enqueueDiff(d *desiredState, actual []*corev1.Service) {
 		lane = w.bulk
 	}
 	w.started = true
+	now := time.Now()
+	if lane == w.fresh {
+		if w.awaited == nil {
+			w.awaited = map[string]time.Time{}
+		}
+		for name, at := range w.awaited {
+			if now.Sub(at) > awaitedTTL {
+				delete(w.awaited, name)
+			}
+		}
+		for _, name := range fresh {
+			w.awaited[name] = now
+		}
+	}
 	for _, name := range fresh {
 		lane.Add(name)
 	}

@@ -78,3 +78,28 @@ func topo(port int32) *topology.Topology {
 func shadowFor(port int32) *corev1.Service {
 	return nextDesired(nil, topo(port)).service("web--shop")
 }
+
+// TestEnqueueDiffAwaitsFreshNames: the first diff goes to the bulk lane
+// and awaits nothing; a later small one goes to the fresh lane and awaits
+// its names, which takeAwaited hands out once.
+func TestEnqueueDiffAwaitsFreshNames(t *testing.T) {
+	bulk := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+	fresh := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+	defer bulk.ShutDown()
+	defer fresh.ShutDown()
+	w := &shadowWriter{bulk: bulk, fresh: fresh, pending: map[string]bool{}}
+	d := nextDesired(nil, topo(80))
+	w.enqueueDiff(d, nil)
+	if bulk.Len() != 1 || w.takeAwaited("web--shop") {
+		t.Fatalf("first diff: bulk lane %d names, awaited %v; want 1 and nothing awaited", bulk.Len(), w.awaited)
+	}
+	name, _ := bulk.Get()
+	bulk.Done(name)
+	w.mu.Lock()
+	delete(w.pending, name)
+	w.mu.Unlock()
+	w.enqueueDiff(nextDesired(d, topo(81)), []*corev1.Service{shadowFor(8080)})
+	if fresh.Len() != 1 || !w.takeAwaited("web--shop") || w.takeAwaited("web--shop") {
+		t.Errorf("later diff: fresh lane %d names; want 1, awaited once", fresh.Len())
+	}
+}

@@ -3,6 +3,10 @@ package controller
 import (
 	"testing"
 	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/tools/cache"
 )
 
 // TestThrottle: a lone event rebuilds at once; events within an interval of
@@ -54,5 +58,33 @@ func TestThrottleFollowsRebuilds(t *testing.T) {
 		if got := th.delay(); got != tt.want-time.Millisecond {
 			t.Errorf("rebuild of %s: an event 1 ms after a rebuild waits %s, want %s", tt.rebuild, got, tt.want-time.Millisecond)
 		}
+	}
+}
+
+// TestShadowDelayAwaitedNames: the event of a shadow the fresh lane wrote
+// rebuilds at once, even within the throttle's interval, and only once;
+// other shadow events are spaced by the throttle.
+func TestShadowDelayAwaitedNames(t *testing.T) {
+	c := &Controller{shadowKicks: newThrottle(500*time.Millisecond, 500*time.Millisecond)}
+	now := time.Unix(1000, 0)
+	c.shadowKicks.now = func() time.Time { return now }
+	w := &shadowWriter{awaited: map[string]time.Time{"web--shop": now}}
+	c.writer.Store(w)
+	svc := func(name string) *corev1.Service {
+		return &corev1.Service{ObjectMeta: metav1.ObjectMeta{Namespace: "nodemesh", Name: name}}
+	}
+
+	if d := c.shadowDelay(svc("bulk-1--shop")); d != 0 {
+		t.Fatalf("first event: delay %s, want none (leading edge)", d)
+	}
+	now = now.Add(10 * time.Millisecond)
+	if d := c.shadowDelay(svc("bulk-2--shop")); d != 490*time.Millisecond {
+		t.Errorf("a backlog's next event: delay %s, want 490ms", d)
+	}
+	if d := c.shadowDelay(cache.DeletedFinalStateUnknown{Key: "nodemesh/web--shop", Obj: svc("web--shop")}); d != 0 {
+		t.Errorf("the awaited shadow (as a tombstone): delay %s, want none", d)
+	}
+	if d := c.shadowDelay(svc("web--shop")); d == 0 {
+		t.Error("the awaited shadow's second event: no delay; it should be awaited once")
 	}
 }
