@@ -28,8 +28,10 @@ type result struct {
 	N                         int
 	Populate                  time.Duration
 	Ready, AllShadows         time.Duration
-	LateBacklog               int // shadows still missing when the late Service was created
+	LateBacklog               int // shadows still missing when the first late Service was created
 	LateShadow                time.Duration
+	LateBacklogLast           int           // the same for the last late Service
+	LateP50, LateP95, LateMax time.Duration // late Services: created -> routable with their shadow
 	EditP50, EditP95, EditMax time.Duration
 	ProxyP50, ProxyP99        time.Duration
 	NewP50, NewP95            time.Duration
@@ -127,23 +129,40 @@ func measure(t *testing.T, bin string, n int) (r result) {
 	profileAPIServer(ctx, t, kube)
 	r.Ready = ctrl.ready(t, 2*time.Minute).Sub(ctrl.started)
 
-	// A Service created while the shadow backlog is being written.
+	// Services created one after another while the shadow backlog is being
+	// written: when each is routable through the mesh with its shadow (its
+	// ClusterIP in the served table), and when the first one's shadow exists.
+	servedW := watchServed(ctx, ctrl.url)
 	if _, ok := shadows.nth(1, time.Minute); !ok {
 		t.Fatal("no shadow service appeared within a minute")
 	}
-	lateEps, err := p.pods(ctx, n)
-	if err != nil {
-		t.Fatal(err)
+	var late []time.Duration
+	for k := range lateServices {
+		i := n + lateOffset + k
+		eps, err := p.pods(ctx, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+		backlog := want - shadows.count()
+		at := time.Now()
+		if err := p.serviceWithEndpoints(ctx, i, eps); err != nil {
+			t.Fatal(err)
+		}
+		want++
+		if k == 0 {
+			r.LateBacklog = backlog
+			if shadowAt, ok := shadows.when(svcName(i)+"--"+benchNS, 5*time.Minute); ok {
+				r.LateShadow = shadowAt.Sub(at)
+			}
+		}
+		r.LateBacklogLast = backlog
+		s, ok := servedW.first(at, 2*time.Minute, func(t *table.Table) bool { return hasIPHost(t, svcName(i)) })
+		if !ok {
+			t.Fatalf("late service %s not routable with its shadow within 2 minutes", svcName(i))
+		}
+		late = append(late, s.at.Sub(at))
 	}
-	r.LateBacklog = want - shadows.count()
-	lateAt := time.Now()
-	if err := p.serviceWithEndpoints(ctx, n, lateEps); err != nil {
-		t.Fatal(err)
-	}
-	if at, ok := shadows.when(svcName(n)+"--"+benchNS, 5*time.Minute); ok {
-		r.LateShadow = at.Sub(lateAt)
-	}
-	want++
+	r.LateP50, r.LateP95, r.LateMax = percentile(late, 50), percentile(late, 95), percentile(late, 100)
 	last, ok := shadows.nth(want, 10*time.Minute)
 	if !ok {
 		t.Fatalf("only %d of %d shadows after 10 minutes", shadows.count(), want)
@@ -151,7 +170,6 @@ func measure(t *testing.T, bin string, n int) (r result) {
 	r.AllShadows = last.Sub(ctrl.started)
 	r.Shadows = shadows.count()
 
-	servedW := watchServed(ctx, ctrl.url)
 	if _, ok := servedW.first(time.Time{}, 30*time.Second, func(*table.Table) bool { return true }); !ok {
 		t.Fatal("no table served")
 	}
@@ -271,6 +289,14 @@ func measure(t *testing.T, bin string, n int) (r result) {
 
 // buildMetric is the controller's rebuild duration histogram.
 const buildMetric = "nodemesh_controller_build_duration_seconds"
+
+// lateServices are created during the cold-start backlog, one after
+// another; their names start lateOffset after the populated ones (the new
+// Services measured later take the 20 names right after those).
+const (
+	lateServices = 10
+	lateOffset   = 100
+)
 
 // editTimeout bounds the wait for one edit to be served or applied.
 const editTimeout = 30 * time.Second

@@ -88,6 +88,8 @@ func render(rs []result) string {
 		row("start → ready (table served)", "ready", r.N, sec(r.Ready))
 		row("start → all shadow services exist", "shadows", r.N, fmt.Sprintf("%s (%d shadows)", sec(r.AllShadows), r.Shadows))
 		row("Service created during the backlog → its shadow exists", "late", r.N, fmt.Sprintf("%s (%d shadows still to write)", ms(r.LateShadow), r.LateBacklog))
+		row(fmt.Sprintf("%d Services created in turn during the backlog → routable incl. their shadow, p50 / p95 / max", lateServices), "newShadow", r.N,
+			fmt.Sprintf("%s / %s / %s (%d, then %d shadows still to write)", ms(r.LateP50), ms(r.LateP95), ms(r.LateMax), r.LateBacklog, r.LateBacklogLast))
 		row("split weight edit → in served table, p50 / p95", "edit", r.N, fmt.Sprintf("%s / %s (max %s)%s", ms(r.EditP50), ms(r.EditP95), ms(r.EditMax), misses(r.EditMisses)))
 		row("controller during the edits: rebuilds, mean rebuild, CPU per edit", "", r.N, fmt.Sprintf("%.0f, %s, %s", r.EditBuilds, ms(r.EditBuildMean), ms(r.EditCPU)))
 		row("same edit applied on every connected proxy, p50 / p99", "proxy", r.N, fmt.Sprintf("%s / %s%s", ms(r.ProxyP50), ms(r.ProxyP99), misses(r.ProxyMisses)))
