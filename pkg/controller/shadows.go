@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -90,6 +91,7 @@ type shadowWriter struct {
 	// Two lanes (see freshLimit), each with its own workers; the client's
 	// rate limiter is shared, so the lanes add no load.
 	bulk, fresh workqueue.TypedRateLimitingInterface[string]
+	freshActive atomic.Int32 // fresh-lane writes in progress (yieldToFresh)
 
 	mu      sync.Mutex
 	pending map[string]bool // enqueued in a lane and not yet written
@@ -226,6 +228,23 @@ func (w *shadowWriter) sameDiffInputs(gen uint64, actual []*corev1.Service) bool
 	return true
 }
 
+// freshYieldMax bounds how long a bulk write waits for the fresh lane, so
+// a steady stream of new Services cannot stall a backlog.
+const freshYieldMax = time.Second
+
+// yieldToFresh holds a bulk write back while the fresh lane has work, up to
+// freshYieldMax. The apiserver serves writes in parallel, and during a
+// cold start of 3,000 services each Service create cost it time in
+// proportion to the Services already there (docs/controller.md): a fresh
+// write queued behind the bulk lane's writers waited for all of them. A
+// workqueue signals no one when it empties, hence the short poll.
+func (w *shadowWriter) yieldToFresh(ctx context.Context) {
+	deadline := time.Now().Add(freshYieldMax)
+	for (w.fresh.Len() > 0 || w.freshActive.Load() > 0) && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 // processNext handles one key of q; false when q is shut down.
 func (w *shadowWriter) processNext(ctx context.Context, q workqueue.TypedRateLimitingInterface[string]) bool {
 	name, quit := q.Get()
@@ -233,6 +252,12 @@ func (w *shadowWriter) processNext(ctx context.Context, q workqueue.TypedRateLim
 		return false
 	}
 	defer q.Done(name)
+	if q == w.fresh {
+		w.freshActive.Add(1)
+		defer w.freshActive.Add(-1)
+	} else {
+		w.yieldToFresh(ctx)
+	}
 	if err := w.sync(ctx, name); err != nil {
 		utilruntime.HandleError(fmt.Errorf("shadow service %s/%s: %w", w.ns, name, err))
 		if ctx.Err() == nil {

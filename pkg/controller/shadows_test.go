@@ -1,7 +1,10 @@
 package controller
 
 import (
+	"context"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -101,5 +104,35 @@ func TestEnqueueDiffAwaitsFreshNames(t *testing.T) {
 	w.enqueueDiff(nextDesired(d, topo(81)), []*corev1.Service{shadowFor(8080)})
 	if fresh.Len() != 1 || !w.takeAwaited("web--shop") || w.takeAwaited("web--shop") {
 		t.Errorf("later diff: fresh lane %d names; want 1, awaited once", fresh.Len())
+	}
+}
+
+// TestBulkYieldsToFresh: a bulk write waits while the fresh lane holds a
+// name or writes one, and goes on once it is done.
+func TestBulkYieldsToFresh(t *testing.T) {
+	fresh := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+	defer fresh.ShutDown()
+	w := &shadowWriter{fresh: fresh}
+	fresh.Add("web--shop")
+	var done atomic.Bool
+	go func() {
+		name, _ := fresh.Get() // a fresh worker takes it...
+		w.freshActive.Add(1)
+		time.Sleep(50 * time.Millisecond) // ...and writes it
+		done.Store(true)
+		w.freshActive.Add(-1)
+		fresh.Done(name)
+	}()
+	w.yieldToFresh(context.Background())
+	if !done.Load() {
+		t.Error("the bulk write went ahead of the fresh one")
+	}
+	fresh.Add("again--shop")
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	start := time.Now()
+	w.yieldToFresh(ctx)
+	if time.Since(start) > 500*time.Millisecond {
+		t.Error("a cancelled context kept the bulk write waiting")
 	}
 }
