@@ -3,6 +3,8 @@ package distribution
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
 	"reflect"
 	"slices"
 	"strings"
@@ -130,5 +132,27 @@ func TestApplyDeltaRejectsBadPodChanges(t *testing.T) {
 		if _, err := ApplyDelta(base, []byte(delta)); err == nil {
 			t.Errorf("%s: accepted", name)
 		}
+	}
+}
+
+// TestDeltaAnswerJoinsNoWholeBody: answering a poll with a delta leaves the
+// whole table unjoined; a poll that reads it whole joins it.
+func TestDeltaAnswerJoinsNoWholeBody(t *testing.T) {
+	s := NewServer(ServerOptions{InitialVersion: 1})
+	s.Publish(testTable("web"))
+	s.Publish(testTable("api"))
+	get := func(query string) *httptest.ResponseRecorder {
+		rec := httptest.NewRecorder()
+		s.ServeHTTP(rec, httptest.NewRequest(http.MethodGet, Path+"?"+query, nil))
+		return rec
+	}
+	if rec := get("version=1&delta=true&wait=1s"); rec.Code != http.StatusOK || rec.Header().Get("Content-Type") != ContentTypeDelta {
+		t.Fatalf("delta poll: %d %q", rec.Code, rec.Header().Get("Content-Type"))
+	}
+	if s.snap.full.body != nil {
+		t.Error("a delta answer joined the whole table")
+	}
+	if rec := get("version=0"); rec.Code != http.StatusOK || s.snap.full.body == nil {
+		t.Errorf("whole poll: %d, body joined %v", rec.Code, s.snap.full.body != nil)
 	}
 }

@@ -375,12 +375,12 @@ func (s *Server) writeTable(w http.ResponseWriter, r *http.Request, snap *snapsh
 	h.Set(HeaderVersion, strconv.FormatUint(snap.version, 10))
 	h.Set("Cache-Control", "no-store")
 	h.Add("Vary", "Accept-Encoding")
-	out := snap.whole()
-	if d := s.delta(snap, q); d != nil {
+	out := s.delta(snap, q)
+	if out != nil {
 		h.Set("Content-Type", ContentTypeDelta)
 		h.Set(HeaderBase, strconv.FormatUint(q.version, 10))
-		out = d
 	} else {
+		out = snap.whole() // joined only for a client that reads it whole
 		h.Set("Content-Type", "application/json")
 	}
 	body := out.body
