@@ -21,9 +21,9 @@ import (
 // it did not keep (the first version, or one where most pods changed) makes
 // the delta carry the whole list, as before.
 
-// podStep is how a version's pods differ from its predecessor's.
+// podStep is how a version's pods differ from its predecessor's; equal
+// lists make an empty step.
 type podStep struct {
-	same           bool // the lists are equal
 	whole          bool // no step kept: a delta across it sends the list
 	removed, added []table.Pod
 }
@@ -35,7 +35,7 @@ const maxStepShare = 2
 // stepBetween returns how cur differs from prev.
 func stepBetween(prev, cur table.PodList, samePart bool) podStep {
 	if samePart {
-		return podStep{same: true}
+		return podStep{}
 	}
 	// Pods are compared as a proxy decodes them (Canonical), which is
 	// what it will look for in its base.
