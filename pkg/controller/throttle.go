@@ -21,18 +21,18 @@ import (
 // The workqueue's AddAfter keeps one pending delayed key, the earliest, so
 // every event of an interval coalesces into the one scheduled rebuild.
 type throttle struct {
-	interval time.Duration
-	min, max time.Duration // the bounds of follow
-	now      func() time.Time
+	interval       time.Duration
+	floor, ceiling time.Duration // the bounds of follow
+	now            func() time.Time
 
 	mu        sync.Mutex
 	last      time.Time // the latest rebuild granted, at once or scheduled
 	scheduled time.Time // a scheduled rebuild not yet due, or zero
 }
 
-// newThrottle returns a throttle of interval max until follow sets it.
-func newThrottle(min, max time.Duration) *throttle {
-	return &throttle{interval: max, min: min, max: max, now: time.Now}
+// newThrottle returns a throttle of interval ceiling until follow sets it.
+func newThrottle(floor, ceiling time.Duration) *throttle {
+	return &throttle{interval: ceiling, floor: floor, ceiling: ceiling, now: time.Now}
 }
 
 // rebuildShare is the share of the rebuild worker's time that rebuilds
@@ -41,7 +41,7 @@ func newThrottle(min, max time.Duration) *throttle {
 const rebuildShare = 4
 
 // follow sets the interval from the duration of the latest rebuild: four
-// times it, within [min, max]. A rebuild costs 2 ms at 100 services and
+// times it, within [floor, ceiling]. A rebuild costs 2 ms at 100 services and
 // 50 ms at 3,000 under load; a fixed interval long enough for the largest
 // mesh made a small one wait for nothing, and made a new Service of any
 // mesh wait up to that interval for its shadow's ClusterIP when another
@@ -49,7 +49,7 @@ const rebuildShare = 4
 func (t *throttle) follow(rebuild time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.interval = min(max(rebuildShare*rebuild, t.min), t.max)
+	t.interval = min(max(rebuildShare*rebuild, t.floor), t.ceiling)
 }
 
 // delay returns how long the rebuild an event asks for waits: zero when no
