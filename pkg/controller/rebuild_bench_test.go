@@ -14,21 +14,34 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/client-go/kubernetes/fake"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/ptr"
 
+	"github.com/nodemesh/nodemesh/pkg/shadow"
 	"github.com/nodemesh/nodemesh/pkg/smidiscovery"
 	"github.com/nodemesh/nodemesh/pkg/snapshot"
+	"github.com/nodemesh/nodemesh/pkg/topology"
 )
 
 // benchObjects is the controller benchmark's shape: n Services of one HTTP
-// port, 5 ready Pods each, one EndpointSlice each.
+// port, 5 ready Pods each, one EndpointSlice each, and the shadow Service
+// of each as the controller writes it, with its ClusterIP (a running mesh:
+// every build reads the shadows back).
 func benchObjects(n int) []runtime.Object {
 	var objs []runtime.Object
 	for i := range n {
 		name := fmt.Sprintf("svc-%05d", i)
+		src := types.NamespacedName{Namespace: "bench", Name: name}
+		sh := shadow.Render(&shadow.Spec{
+			Namespace: topology.DefaultMeshNamespace, Name: shadow.PlainName(src), Source: src,
+			Ports: []shadow.Port{{Kind: shadow.KindHTTP, Port: 80, TargetPort: topology.DefaultProxyHTTPPort}},
+		})
+		sh.Spec.ClusterIP = fmt.Sprintf("10.97.%d.%d", i/250, i%250+1)
+		sh.Spec.ClusterIPs = []string{sh.Spec.ClusterIP}
+		objs = append(objs, sh)
 		objs = append(objs, &corev1.Service{
 			ObjectMeta: metav1.ObjectMeta{Namespace: "bench", Name: name},
 			Spec:       corev1.ServiceSpec{ClusterIP: fmt.Sprintf("10.96.%d.%d", i/250, i%250+1), Ports: []corev1.ServicePort{{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080)}}},

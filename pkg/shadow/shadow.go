@@ -175,26 +175,39 @@ func ParsePortName(name string) (Kind, int32, bool) {
 func Allocations(shadows []*corev1.Service) []portalloc.Allocation {
 	var out []portalloc.Allocation
 	for _, svc := range shadows {
-		src, ok := SourceOf(svc)
-		if !ok {
+		out = append(out, ServiceAllocations(svc)...)
+	}
+	SortAllocations(out)
+	return out
+}
+
+// ServiceAllocations is Allocations of one shadow Service, in port order;
+// nil for a Service that is not a shadow.
+func ServiceAllocations(svc *corev1.Service) []portalloc.Allocation {
+	src, ok := SourceOf(svc)
+	if !ok {
+		return nil
+	}
+	var out []portalloc.Allocation
+	for _, p := range svc.Spec.Ports {
+		kind, port, ok := ParsePortName(p.Name)
+		if !ok || kind == KindHTTP || port != p.Port || p.Protocol != kind.Protocol() ||
+			p.TargetPort.Type != intstr.Int || p.TargetPort.IntVal <= 0 {
 			continue
 		}
-		for _, p := range svc.Spec.Ports {
-			kind, port, ok := ParsePortName(p.Name)
-			if !ok || kind == KindHTTP || port != p.Port || p.Protocol != kind.Protocol() ||
-				p.TargetPort.Type != intstr.Int || p.TargetPort.IntVal <= 0 {
-				continue
-			}
-			out = append(out, portalloc.Allocation{
-				Key:       portalloc.Key{Service: src, Port: p.Port, Protocol: kind.Protocol()},
-				ProxyPort: p.TargetPort.IntVal,
-			})
-		}
+		out = append(out, portalloc.Allocation{
+			Key:       portalloc.Key{Service: src, Port: p.Port, Protocol: kind.Protocol()},
+			ProxyPort: p.TargetPort.IntVal,
+		})
 	}
-	slices.SortFunc(out, func(a, b portalloc.Allocation) int {
+	return out
+}
+
+// SortAllocations sorts allocations as Allocations returns them.
+func SortAllocations(a []portalloc.Allocation) {
+	slices.SortFunc(a, func(a, b portalloc.Allocation) int {
 		return cmp.Or(a.Key.Compare(b.Key), cmp.Compare(a.ProxyPort, b.ProxyPort))
 	})
-	return out
 }
 
 // String renders a Spec for logs and test failures.

@@ -5,6 +5,8 @@ import (
 	"strings"
 	"sync"
 
+	corev1 "k8s.io/api/core/v1"
+
 	"github.com/nodemesh/nodemesh/pkg/snapshot"
 )
 
@@ -32,6 +34,7 @@ type Builder struct {
 	mu       sync.Mutex
 	pods     *podMemo
 	services serviceMemos
+	shadows  map[*corev1.Service]*shadowFacts
 }
 
 // podMemo is the pod identities built from one set of snapshot pods.
@@ -63,6 +66,7 @@ func (bu *Builder) Build(s *snapshot.Snapshot, opts Options) *Topology {
 		s = &snapshot.Snapshot{}
 	}
 	b := &builder{snap: s, opts: opts.WithDefaults()}
+	b.shadows = shadowRound{prev: bu.shadows, next: make(map[*corev1.Service]*shadowFacts, len(s.ShadowServices))}
 	t := &Topology{Options: b.opts, SMI: s.SMI}
 	if t.Options.Aliases != nil {
 		t.Options.Aliases = slices.Clone(t.Options.Aliases)
@@ -74,6 +78,7 @@ func (bu *Builder) Build(s *snapshot.Snapshot, opts Options) *Topology {
 	b.memo = bu.services.begin(b)
 	t.Services = b.buildServices()
 	bu.services = b.memo.end()
+	bu.shadows = b.shadows.next
 	b.allocatePorts(t.Services)
 	t.DNSRewrites = b.dnsRewrites(t.Services)
 
@@ -125,6 +130,7 @@ type builder struct {
 	podsSame   bool
 	podLookups int
 	memo       *serviceRound
+	shadows    shadowRound
 }
 
 // sortedBy returns a sorted copy of objs, ordered by (namespace, name).

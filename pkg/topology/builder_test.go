@@ -60,6 +60,30 @@ func TestBuilderMatchesBuild(t *testing.T) {
 			edited.Nodes[0] = n
 			check(path+" with a node's zone changed", &edited, opts)
 		}
+		if len(s.ShadowServices) > 0 {
+			// A shadow's facts are kept by object: a replaced shadow must
+			// be read again, a deleted one forgotten.
+			for i := range s.ShadowServices {
+				edited := *s
+				edited.ShadowServices = slices.Clone(s.ShadowServices)
+				sh := s.ShadowServices[i].DeepCopy()
+				sh.Spec.ClusterIP, sh.Spec.ClusterIPs = "10.99.0.9", []string{"10.99.0.9"}
+				for j := range sh.Spec.Ports {
+					sh.Spec.Ports[j].TargetPort.IntVal++
+				}
+				edited.ShadowServices[i] = sh
+				check(path+" with a shadow's ClusterIP and proxy ports changed", &edited, opts)
+				relabelled := edited
+				relabelled.ShadowServices = slices.Clone(edited.ShadowServices)
+				sh = sh.DeepCopy()
+				sh.Labels = map[string]string{"app.kubernetes.io/managed-by": "someone-else"}
+				relabelled.ShadowServices[i] = sh
+				check(path+" with a shadow no longer ours", &relabelled, opts)
+				deleted := *s
+				deleted.ShadowServices = slices.Delete(slices.Clone(s.ShadowServices), i, i+1)
+				check(path+" with a shadow deleted", &deleted, opts)
+			}
+		}
 		check(path+" as it was", s, opts)
 		if len(s.Pods) == 0 {
 			continue

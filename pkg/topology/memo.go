@@ -8,6 +8,9 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/nodemesh/nodemesh/pkg/portalloc"
+	"github.com/nodemesh/nodemesh/pkg/shadow"
 )
 
 // serviceMemos are a Builder's services of the previous build, each with
@@ -96,4 +99,51 @@ func sameOptions(a, b Options) bool {
 	}
 	a.Aliases, b.Aliases = nil, nil
 	return reflect.DeepEqual(a, b)
+}
+
+// shadowFacts is what a build reads from one shadow Service: the source it
+// points back to, its ClusterIPs and its proxy-port allocations. A Builder
+// keeps them by object from one build to the next, because every build
+// reads every shadow and the reading is dear for its size: three label
+// lookups in each shadow's own map, scattered over the heap, were a tenth
+// of the controller's CPU during weight edits at 3,000 services.
+type shadowFacts struct {
+	src    types.NamespacedName
+	ok     bool     // a nodemesh shadow that names its source
+	ips    []string // ClusterIPs, sorted, without "" and None; shared, never modified
+	allocs []portalloc.Allocation
+}
+
+func factsOf(sh *corev1.Service) *shadowFacts {
+	f := &shadowFacts{allocs: shadow.ServiceAllocations(sh)}
+	f.src, f.ok = shadow.SourceOf(sh)
+	if !f.ok {
+		return f
+	}
+	ips := slices.Clone(sh.Spec.ClusterIPs)
+	if len(ips) == 0 && sh.Spec.ClusterIP != "" {
+		ips = []string{sh.Spec.ClusterIP}
+	}
+	ips = slices.DeleteFunc(ips, func(ip string) bool { return ip == "" || ip == corev1.ClusterIPNone })
+	slices.Sort(ips)
+	if len(ips) > 0 {
+		f.ips = ips
+	}
+	return f
+}
+
+// shadowRound hands out a build's shadow facts, reusing the previous
+// build's for the same objects (informer objects are replaced, never
+// modified, on change).
+type shadowRound struct {
+	prev, next map[*corev1.Service]*shadowFacts
+}
+
+func (r *shadowRound) facts(sh *corev1.Service) *shadowFacts {
+	f := r.prev[sh]
+	if f == nil {
+		f = factsOf(sh)
+	}
+	r.next[sh] = f
+	return f
 }

@@ -9,6 +9,8 @@ import (
 	discoveryv1 "k8s.io/api/discovery/v1"
 	"k8s.io/apimachinery/pkg/types"
 
+	"github.com/nodemesh/nodemesh/pkg/portalloc"
+	"github.com/nodemesh/nodemesh/pkg/shadow"
 	"github.com/nodemesh/nodemesh/pkg/snapshot"
 )
 
@@ -19,7 +21,10 @@ type inputs struct {
 	podsByName map[types.NamespacedName]*snapshot.Pod
 	nodeZone   map[string]string
 	slices     map[types.NamespacedName][]*discoveryv1.EndpointSlice
-	shadows    map[string]*corev1.Service
+	// shadows are the facts of the mesh namespace's shadows by name;
+	// allocs every shadow's allocations, sorted.
+	shadows map[string]*shadowFacts
+	allocs  []portalloc.Allocation
 }
 
 // zoneLabel is the well-known node zone label.
@@ -30,7 +35,7 @@ func (b *builder) indexInputs() {
 	in := inputs{
 		nodeZone: make(map[string]string, len(s.Nodes)),
 		slices:   make(map[types.NamespacedName][]*discoveryv1.EndpointSlice, len(s.Services)),
-		shadows:  make(map[string]*corev1.Service, len(s.ShadowServices)),
+		shadows:  make(map[string]*shadowFacts, len(s.ShadowServices)),
 	}
 	for _, n := range s.Nodes {
 		if z := n.Labels[zoneLabel]; z != "" {
@@ -50,10 +55,13 @@ func (b *builder) indexInputs() {
 		in.slices[k] = list
 	}
 	for _, svc := range s.ShadowServices {
+		f := b.shadows.facts(svc)
+		in.allocs = append(in.allocs, f.allocs...)
 		if svc.Namespace == b.opts.MeshNamespace {
-			in.shadows[svc.Name] = svc
+			in.shadows[svc.Name] = f
 		}
 	}
+	shadow.SortAllocations(in.allocs) // as shadow.Allocations
 	b.in = in
 }
 

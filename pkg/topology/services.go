@@ -123,17 +123,11 @@ func middleware(p annotations.Policy) table.Middleware {
 // with the right name and points back to svc. One that points elsewhere is
 // about to be rewritten by the controller, so its IP is not trusted.
 func (b *builder) shadowIPs(svc *Service) []string {
-	sh := b.in.shadows[svc.ShadowName]
-	if src, ok := shadow.SourceOf(sh); !ok || src != svc.Key() {
+	f := b.in.shadows[svc.ShadowName]
+	if f == nil || !f.ok || f.src != svc.Key() {
 		return nil
 	}
-	ips := slices.Clone(sh.Spec.ClusterIPs)
-	if len(ips) == 0 && sh.Spec.ClusterIP != "" {
-		ips = []string{sh.Spec.ClusterIP}
-	}
-	ips = slices.DeleteFunc(ips, func(ip string) bool { return ip == "" || ip == corev1.ClusterIPNone })
-	slices.Sort(ips)
-	return ips
+	return f.ips
 }
 
 // allocatePorts gives every TCP and UDP port a proxy port, keeping the
@@ -147,7 +141,7 @@ func (b *builder) allocatePorts(services []*Service) {
 			}
 		}
 	}
-	res := portalloc.Allocate(portalloc.Ranges{TCP: b.opts.TCPPortRange, UDP: b.opts.UDPPortRange}, wanted, shadow.Allocations(b.snap.ShadowServices))
+	res := portalloc.Allocate(portalloc.Ranges{TCP: b.opts.TCPPortRange, UDP: b.opts.UDPPortRange}, wanted, b.in.allocs)
 	for _, svc := range services {
 		for _, p := range svc.Ports {
 			if p.Protocol != shadow.KindHTTP {
