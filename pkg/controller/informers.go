@@ -2,6 +2,7 @@ package controller
 
 import (
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	accessv1alpha3 "github.com/servicemeshinterface/smi-sdk-go/pkg/apis/access/v1alpha3"
@@ -61,6 +62,38 @@ type sources struct {
 	tcpRoutes    []listFunc[*specsv1alpha4.TCPRoute]
 	udpRoutes    []listFunc[*specsv1alpha4.UDPRoute]
 	targets      []listFunc[trafficTarget] // converted from the discovered version
+
+	// gens counts, per kind, the events that can change a snapshot; last
+	// keeps the lists of the big kinds for the next snapshot (snapshot.go).
+	gens map[string]*atomic.Uint64
+	last lastLists
+}
+
+// gen returns kind's event generation; newSources makes them all before
+// any informer runs, so the map is only read afterwards.
+func (s *sources) gen(kind string) *atomic.Uint64 {
+	g := s.gens[kind]
+	if g == nil {
+		g = new(atomic.Uint64)
+		s.gens[kind] = g
+	}
+	return g
+}
+
+// counting bumps a generation before its handler sees an event that can
+// change a snapshot; an update relevantUpdate ignores cannot.
+type counting struct {
+	gen  *atomic.Uint64
+	next cache.ResourceEventHandler
+}
+
+func (h counting) OnAdd(obj any, initial bool) { h.gen.Add(1); h.next.OnAdd(obj, initial) }
+func (h counting) OnDelete(obj any)            { h.gen.Add(1); h.next.OnDelete(obj) }
+func (h counting) OnUpdate(old, cur any) {
+	if relevantUpdate(old, cur) {
+		h.gen.Add(1)
+	}
+	h.next.OnUpdate(old, cur)
 }
 
 // listFunc lists every object of one kind from an informer cache, in a new
@@ -111,11 +144,11 @@ func converted[From, To any](l lister[From], convert func(From) To) listFunc[To]
 // newSources makes the informers, registers handler on each (under the
 // informer kind's name) and returns the listers. Nothing runs until start.
 func newSources(c clients, cfg Config, smi smidiscovery.Result, handler func(kind string) cache.ResourceEventHandler) *sources {
-	s := &sources{filter: newNamespaceFilter(cfg)}
+	s := &sources{filter: newNamespaceFilter(cfg), gens: map[string]*atomic.Uint64{}}
 	resync := cfg.ResyncPeriod
 	add := func(kind string, inf cache.SharedIndexInformer, userObjects bool) {
 		_ = inf.SetTransform(transform)
-		h := handler(kind)
+		var h cache.ResourceEventHandler = counting{gen: s.gen(kind), next: handler(kind)}
 		if userObjects {
 			// A cluster-wide informer also sees ignored namespaces; their
 			// events must not cost a rebuild.

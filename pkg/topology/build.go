@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	corev1 "k8s.io/api/core/v1"
+	discoveryv1 "k8s.io/api/discovery/v1"
 
 	"github.com/nodemesh/nodemesh/pkg/snapshot"
 )
@@ -23,9 +24,16 @@ func Build(s *snapshot.Snapshot, opts Options) *Topology {
 //
 // The memory is keyed by object identity. A snapshot's objects come from
 // informer caches, which replace an object on every change and never modify
-// one in place, so the same pointer means the same content. Today it keeps
-// the pod identities: every pod of the mesh, and the largest part of a
-// build, which a weight edit or a new Service leaves as they were.
+// one in place, so the same pointer means the same content. It keeps the
+// pod identities (every pod of the mesh, which a weight edit or a new
+// Service leaves as they were), each service with its endpoints, what it
+// read from each shadow Service, and the sorted and indexed forms of the
+// snapshot's Service, EndpointSlice, Node and shadow lists.
+//
+// Lists are also compared by identity: a list the Builder was given must
+// never be modified afterwards, so that the same list (same first element
+// and length) means the same content. The controller's snapshots share
+// unchanged lists on that promise.
 //
 // Reused results are shared between the Topologies of successive builds,
 // which, like every Topology, must not be modified. A Builder is safe for
@@ -35,10 +43,15 @@ type Builder struct {
 	pods     *podMemo
 	services serviceMemos
 	shadows  map[*corev1.Service]*shadowFacts
+	// sorted is the previous build's Services list and its sorted copy;
+	// index its inputs index and the lists and mesh namespace it came from.
+	sorted struct{ from, out []*corev1.Service }
+	index  inputIndex
 }
 
 // podMemo is the pod identities built from one set of snapshot pods.
 type podMemo struct {
+	from []*snapshot.Pod
 	in   map[*snapshot.Pod]struct{}
 	out  []*Pod
 	errs errorList
@@ -49,6 +62,9 @@ type podMemo struct {
 func (m *podMemo) sameInputs(pods []*snapshot.Pod) bool {
 	if m == nil || len(m.in) != len(pods) {
 		return false
+	}
+	if sameSlice(m.from, pods) {
+		return true
 	}
 	for _, p := range pods {
 		if _, ok := m.in[p]; !ok {
@@ -66,17 +82,20 @@ func (bu *Builder) Build(s *snapshot.Snapshot, opts Options) *Topology {
 		s = &snapshot.Snapshot{}
 	}
 	b := &builder{snap: s, opts: opts.WithDefaults()}
-	b.shadows = shadowRound{prev: bu.shadows, next: make(map[*corev1.Service]*shadowFacts, len(s.ShadowServices))}
+	b.shadows = shadowRound{prev: bu.shadows}
 	t := &Topology{Options: b.opts, SMI: s.SMI}
 	if t.Options.Aliases != nil {
 		t.Options.Aliases = slices.Clone(t.Options.Aliases)
 	}
 
-	b.indexInputs()
+	bu.indexInputs(b)
 	t.Pods = bu.buildPods(b)
 	t.Nodes = b.buildNodes()
 	b.memo = bu.services.begin(b)
-	t.Services = b.buildServices()
+	if !sameSlice(bu.sorted.from, s.Services) {
+		bu.sorted.from, bu.sorted.out = s.Services, sortedBy(s.Services, func(s *corev1.Service) (string, string) { return s.Namespace, s.Name })
+	}
+	t.Services = b.buildServices(bu.sorted.out)
 	bu.services = b.memo.end()
 	bu.shadows = b.shadows.next
 	b.allocatePorts(t.Services)
@@ -95,6 +114,39 @@ func (bu *Builder) Build(s *snapshot.Snapshot, opts Options) *Topology {
 	return t
 }
 
+// indexInputs indexes the snapshot's lists, or reuses the previous index
+// when they are the very same lists. The index's pods by name are built on
+// demand and depend on the pods, so they are never reused.
+func (bu *Builder) indexInputs(b *builder) {
+	x, s := &bu.index, b.snap
+	if x.ok && sameSlice(x.nodes, s.Nodes) && sameSlice(x.slices, s.EndpointSlices) &&
+		sameSlice(x.shadows, s.ShadowServices) && x.meshNamespace == b.opts.MeshNamespace {
+		b.in = x.in
+		b.shadows.next = b.shadows.prev // every shadow's facts stay as they are
+		return
+	}
+	b.indexInputsAnew()
+	*x = inputIndex{b.in, s.Nodes, s.EndpointSlices, s.ShadowServices, b.opts.MeshNamespace, true}
+	x.in.podsByName = nil
+}
+
+// inputIndex is a build's inputs index and the lists and mesh namespace it
+// was made from.
+type inputIndex struct {
+	in            inputs
+	nodes         []*corev1.Node
+	slices        []*discoveryv1.EndpointSlice
+	shadows       []*corev1.Service
+	meshNamespace string
+	ok            bool
+}
+
+// sameSlice reports whether a and b are the same list: the same first
+// element and length (see Builder on why that means the same content).
+func sameSlice[T any](a, b []T) bool {
+	return len(a) == len(b) && (len(a) == 0 || &a[0] == &b[0])
+}
+
 // buildPods reuses the previous pod identities, and their errors, when the
 // snapshot holds exactly the same pods.
 func (bu *Builder) buildPods(b *builder) []*Pod {
@@ -105,7 +157,7 @@ func (bu *Builder) buildPods(b *builder) []*Pod {
 	}
 	before := len(b.errs)
 	out := b.buildPods()
-	m := &podMemo{in: make(map[*snapshot.Pod]struct{}, len(b.snap.Pods)), out: out, errs: slices.Clone(b.errs[before:])}
+	m := &podMemo{from: b.snap.Pods, in: make(map[*snapshot.Pod]struct{}, len(b.snap.Pods)), out: out, errs: slices.Clone(b.errs[before:])}
 	for _, p := range b.snap.Pods {
 		m.in[p] = struct{}{}
 	}

@@ -30,8 +30,9 @@ type inputs struct {
 // zoneLabel is the well-known node zone label.
 const zoneLabel = "topology.kubernetes.io/zone"
 
-func (b *builder) indexInputs() {
+func (b *builder) indexInputsAnew() {
 	s := b.snap
+	b.shadows.next = make(map[*corev1.Service]*shadowFacts, len(s.ShadowServices))
 	in := inputs{
 		nodeZone: make(map[string]string, len(s.Nodes)),
 		slices:   make(map[types.NamespacedName][]*discoveryv1.EndpointSlice, len(s.Services)),

@@ -15,8 +15,8 @@ import (
 // buildServices makes a mesh Service of every meshable snapshot Service:
 // one with a ClusterIP and at least one port. ExternalName and headless
 // Services are reported and left out whole, never half-meshed.
-func (b *builder) buildServices() []*Service {
-	src := sortedBy(b.snap.Services, func(s *corev1.Service) (string, string) { return s.Namespace, s.Name })
+// src is the snapshot's Services sorted by namespace and name.
+func (b *builder) buildServices(src []*corev1.Service) []*Service {
 	out := make([]*Service, 0, len(src))
 	var keys []types.NamespacedName
 	for _, k8s := range src {
