@@ -28,6 +28,7 @@ func newControllerCommand() *cli.Command {
 }
 
 func runController(ctx context.Context, cfg controller.Config) error {
+	sampleHeapOnlyIfServed(cfg.Pprof)
 	if cfg.GCPercent > 0 {
 		debug.SetGCPercent(cfg.GCPercent)
 	}

@@ -17,6 +17,7 @@ func newProxyCommand() *cli.Command {
 }
 
 func runProxy(ctx context.Context, cfg proxy.Config) error {
+	sampleHeapOnlyIfServed(cfg.Pprof)
 	p, err := proxy.New(cfg)
 	if err != nil {
 		return err
