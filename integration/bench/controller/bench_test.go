@@ -39,6 +39,7 @@ type result struct {
 	EditBuilds                float64       // rebuilds the controller ran during the edits
 	EditBuildMean             time.Duration // their mean duration (its own histogram)
 	EditCPU                   time.Duration // controller CPU per edit
+	EditGCs                   float64       // the controller's GC cycles during the edits
 	RSS                       float64
 	HeapInuse                 float64
 	LoadBefore, LoadAfter     string // /proc/loadavg's 1-minute figure
@@ -179,6 +180,8 @@ func measure(t *testing.T, bin string, n int) (r result) {
 
 	t.Logf("measuring %d split weight edits", *edits)
 	buildSum0, builds0, cpu0 := ctrl.metric(buildMetric+"_sum"), ctrl.metric(buildMetric+"_count"), ctrl.cpu()
+	gcs0 := ctrl.metric(gcMetric)
+	cpuProfile := profileController(ctx, t, ctrl, "/debug/pprof/profile?seconds=10", fmt.Sprintf("controller-edits-%d.pprof", n))
 	var served, applied []time.Duration
 	for k := range *edits {
 		i := (k * 10) % n
@@ -220,6 +223,8 @@ func measure(t *testing.T, bin string, n int) (r result) {
 		r.EditBuildMean = time.Duration((ctrl.metric(buildMetric+"_sum") - buildSum0) / r.EditBuilds * float64(time.Second))
 	}
 	r.EditCPU = (ctrl.cpu() - cpu0) / time.Duration(max(*edits, 1))
+	r.EditGCs = ctrl.metric(gcMetric) - gcs0
+	<-cpuProfile
 	r.ProxyP50, r.ProxyP99 = percentile(applied, 50), percentile(applied, 99)
 
 	t.Log("measuring new services")
@@ -255,7 +260,9 @@ func measure(t *testing.T, bin string, n int) (r result) {
 	r.TableBytes = wholeSize(ctx, ctrl.url)
 	time.Sleep(2 * time.Second)
 	r.RSS = ctrl.rssMiB()
+	snapshotControllerMemory(ctx, t, ctrl, logDir, n)
 	r.HeapInuse = ctrl.metric("go_memstats_heap_inuse_bytes") / (1 << 20)
+	<-profileController(ctx, t, ctrl, "/debug/pprof/heap", fmt.Sprintf("controller-heap-%d.pprof", n))
 
 	t.Log("restarting with nothing changed")
 	waitSettled(t, ctrl)
@@ -287,8 +294,12 @@ func measure(t *testing.T, bin string, n int) (r result) {
 	return r
 }
 
-// buildMetric is the controller's rebuild duration histogram.
-const buildMetric = "nodemesh_controller_build_duration_seconds"
+// buildMetric is the controller's rebuild duration histogram; gcMetric
+// counts its completed GC cycles.
+const (
+	buildMetric = "nodemesh_controller_build_duration_seconds"
+	gcMetric    = "go_gc_duration_seconds_count"
+)
 
 // lateServices are created during the cold-start backlog, one after
 // another; their names start lateOffset after the populated ones (the new

@@ -45,7 +45,7 @@ func startControllerProc(t *testing.T, bin, kubeconfig string, apiPort int, logD
 	if err != nil {
 		t.Fatal(err)
 	}
-	args := append([]string{"controller", "--kubeconfig=" + kubeconfig, fmt.Sprintf("--api-port=%d", apiPort)}, strings.Fields(*extra)...)
+	args := append([]string{"controller", "--kubeconfig=" + kubeconfig, fmt.Sprintf("--api-port=%d", apiPort)}, controllerArgs()...)
 	cmd := exec.Command(bin, args...)
 	cmd.Stdout, cmd.Stderr = logFile, logFile
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}

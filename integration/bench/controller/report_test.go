@@ -91,7 +91,7 @@ func render(rs []result) string {
 		row(fmt.Sprintf("%d Services created in turn during the backlog → routable incl. their shadow, p50 / p95 / max", lateServices), "newShadow", r.N,
 			fmt.Sprintf("%s / %s / %s (%d, then %d shadows still to write)", ms(r.LateP50), ms(r.LateP95), ms(r.LateMax), r.LateBacklog, r.LateBacklogLast))
 		row("split weight edit → in served table, p50 / p95", "edit", r.N, fmt.Sprintf("%s / %s (max %s)%s", ms(r.EditP50), ms(r.EditP95), ms(r.EditMax), misses(r.EditMisses)))
-		row("controller during the edits: rebuilds, mean rebuild, CPU per edit", "", r.N, fmt.Sprintf("%.0f, %s, %s", r.EditBuilds, ms(r.EditBuildMean), ms(r.EditCPU)))
+		row("controller during the edits: rebuilds, mean rebuild, CPU per edit, GC cycles", "", r.N, fmt.Sprintf("%.0f, %s, %s, %.0f", r.EditBuilds, ms(r.EditBuildMean), ms(r.EditCPU), r.EditGCs))
 		row("same edit applied on every connected proxy, p50 / p99", "proxy", r.N, fmt.Sprintf("%s / %s%s", ms(r.ProxyP50), ms(r.ProxyP99), misses(r.ProxyMisses)))
 		row("new Service + endpoints → in served table, p50 / p95", "new", r.N, fmt.Sprintf("%s / %s", ms(r.NewP50), ms(r.NewP95)))
 		row("new Service + endpoints → routable incl. its shadow (ClusterIP in the route's hosts), p50 / p95", "newShadow", r.N, fmt.Sprintf("%s / %s", ms(r.ShadowP50), ms(r.ShadowP95)))

@@ -230,6 +230,10 @@ func largeTable(w *bufio.Writer, d data) {
 	fmt.Fprintln(w)
 }
 
+// cpuTargetVsHAProxy is issue 3's CPU target, 33 ms per 1,000 requests,
+// over HAProxy's 9.8 ms on the anchors' machine (shared/notes/anchors.md).
+const cpuTargetVsHAProxy = 33 / 9.8
+
 // targets compares the nodemesh figures with issue 3's targets.
 func targets(w *bufio.Writer, d data) {
 	if d["nodemesh"] == nil {
@@ -249,7 +253,13 @@ func targets(w *bufio.Writer, d data) {
 	row("throughput ≥ 0.21 of direct", d.paired("nodemesh", "direct", "rps", ratio), 2, func(v float64) bool { return v >= 0.21 })
 	row("throughput ≥ 1/1.1 of the pooled oxy forwarder's", d.paired("nodemesh", "oxy-pool", "rps", ratio), 2, func(v float64) bool { return v >= 1/1.1 })
 	row("CPU per request ≤ 1.1× the pooled oxy forwarder's", d.paired("nodemesh", "oxy-pool", "cpu_ms_per_1k", ratio), 2, func(v float64) bool { return v <= 1.1 })
-	row("CPU ≤ 33 ms per 1,000 requests", d.stat("nodemesh", "cpu_ms_per_1k"), 1, func(v float64) bool { return v <= 33 })
+	// Issue 3 sets 33 ms per 1,000 requests from the anchors' machine,
+	// where HAProxy used 9.8 ms; absolute CPU times move with the machine
+	// (HAProxy's own figure varies 2–3× between days here), so the target
+	// is judged as its ratio to HAProxy's in the same run. The absolute
+	// figure is printed for reference.
+	row(fmt.Sprintf("CPU per request ≤ %.2f× HAProxy's (33 ms / 1k against its anchor 9.8 ms)", cpuTargetVsHAProxy), d.paired("nodemesh", "haproxy", "cpu_ms_per_1k", ratio), 2, func(v float64) bool { return v <= cpuTargetVsHAProxy })
+	row("CPU ms per 1,000 requests, this machine today (the 33 ms target was set on the anchors' machine)", d.stat("nodemesh", "cpu_ms_per_1k"), 1, func(v float64) bool { return v <= 33 })
 	haAdded := d.paired("haproxy", "direct", "p99_us", minus)
 	nmAdded := d.paired("nodemesh", "direct", "p99_us", minus)
 	if haAdded.ok && nmAdded.ok && haAdded.med > 0 {
