@@ -8,6 +8,7 @@ package routing
 
 import (
 	"cmp"
+	"maps"
 	"net"
 	"slices"
 	"strconv"
@@ -35,23 +36,29 @@ type Builder struct {
 	mu   sync.Mutex
 	from []*topology.Pod
 	pods table.PodList
-	// eps are the previous build's ready endpoint lists, by the topology
-	// endpoint list they came from (topology.Builder shares an unchanged
-	// service's lists between builds).
-	eps map[epKey]epMemo
+	// eps are the ready endpoint lists of the previous build, by the
+	// topology endpoint list they came from (topology.Builder shares an
+	// unchanged service's lists between builds). It is one map, kept and
+	// pruned: a new map per build was a tenth of a rebuild's allocations.
+	eps    map[epKey]epMemo
+	builds uint64
 }
 
 type epMemo struct {
-	from []topology.Endpoint
-	out  []table.Endpoint
+	from  []topology.Endpoint
+	out   []table.Endpoint
+	build uint64 // the last build that used it
 }
 
 // Build builds topo like the package's Build, reusing what it can.
 func (bu *Builder) Build(topo *topology.Topology) *table.Table {
 	bu.mu.Lock()
 	defer bu.mu.Unlock()
-	t, eps := build(topo, bu.eps)
-	bu.eps = eps
+	if bu.eps == nil {
+		bu.eps = map[epKey]epMemo{}
+	}
+	bu.builds++
+	t := build(topo, bu.eps, bu.builds)
 	if !sameSlice(bu.from, topo.Pods) {
 		bu.from, bu.pods = topo.Pods, podList(topo.Pods)
 	}
@@ -75,10 +82,11 @@ func podList(pods []*topology.Pod) table.PodList {
 }
 
 // build makes every part of the table but its pods, reusing the endpoint
-// lists of prev whose source is the same slice; it returns those it used.
-func build(topo *topology.Topology, prev map[epKey]epMemo) (*table.Table, map[epKey]epMemo) {
+// lists of eps whose source is the same slice; afterwards eps holds those
+// this build (number n) used.
+func build(topo *topology.Topology, eps map[epKey]epMemo, n uint64) *table.Table {
 	t := &table.Table{Schema: table.SchemaVersion, ACL: topo.Options.ACL}
-	b := &builder{topo: topo, prev: prev, endpoints: make(map[epKey]epMemo, len(prev))}
+	b := &builder{topo: topo, eps: eps, build: n}
 	if topo.Options.ACL {
 		b.acl = newACL(topo)
 	}
@@ -122,15 +130,17 @@ func build(topo *topology.Topology, prev map[epKey]epMemo) (*table.Table, map[ep
 	fixDefaultPorts(t.HTTP)
 	t.Nodes = topo.Nodes
 	sortTable(t)
-	return t, b.endpoints
+	maps.DeleteFunc(eps, func(_ epKey, m epMemo) bool { return m.build != n })
+	return t
 }
 
 type builder struct {
 	topo *topology.Topology
-	// endpoints caches the ready endpoints of (service, port, protocol): a
-	// backend shared by many routes is converted once. prev is the previous
-	// build's.
-	endpoints, prev map[epKey]epMemo
+	// eps caches the ready endpoints of (service, port, protocol): a
+	// backend shared by many routes is converted once, and an unchanged one
+	// is kept from the previous build. build is this build's number.
+	eps   map[epKey]epMemo
+	build uint64
 	// acl is set when access control is on.
 	acl *acl
 }
@@ -262,24 +272,23 @@ func (b *builder) splitBackends(split *topology.Split, root *topology.ServicePor
 // backend returns svc's ready endpoints of port p as one weighted backend.
 func (b *builder) backend(svc *topology.Service, p *topology.ServicePort, weight int32) table.Backend {
 	k := epKey{svc.Namespace, svc.Name, p.Port, p.Protocol}
-	m, ok := b.endpoints[k]
-	if !ok {
-		if m, ok = b.prev[k]; ok && sameSlice(m.from, p.Endpoints) {
-			b.endpoints[k] = m
+	m, ok := b.eps[k]
+	if ok && sameSlice(m.from, p.Endpoints) {
+		if m.build != b.build {
+			m.build = b.build
+			b.eps[k] = m
+		}
+		return table.Backend{Service: svc.Ref(), Weight: weight, Endpoints: m.out}
+	}
+	eps := make([]table.Endpoint, 0, len(p.Endpoints))
+	for _, e := range p.Endpoints {
+		if e.Ready {
+			eps = append(eps, table.Endpoint{Address: net.JoinHostPort(e.IP, strconv.Itoa(int(e.Port))), Node: e.Node, Zone: e.Zone})
 		}
 	}
-	eps := m.out
-	if !ok || !sameSlice(m.from, p.Endpoints) {
-		eps = make([]table.Endpoint, 0, len(p.Endpoints))
-		for _, e := range p.Endpoints {
-			if e.Ready {
-				eps = append(eps, table.Endpoint{Address: net.JoinHostPort(e.IP, strconv.Itoa(int(e.Port))), Node: e.Node, Zone: e.Zone})
-			}
-		}
-		slices.SortFunc(eps, func(a, b table.Endpoint) int { return cmp.Compare(a.Address, b.Address) })
-		eps = slices.CompactFunc(eps, func(a, b table.Endpoint) bool { return a.Address == b.Address })
-		b.endpoints[k] = epMemo{from: p.Endpoints, out: eps}
-	}
+	slices.SortFunc(eps, func(a, b table.Endpoint) int { return cmp.Compare(a.Address, b.Address) })
+	eps = slices.CompactFunc(eps, func(a, b table.Endpoint) bool { return a.Address == b.Address })
+	b.eps[k] = epMemo{from: p.Endpoints, out: eps, build: b.build}
 	return table.Backend{Service: svc.Ref(), Weight: weight, Endpoints: eps}
 }
 

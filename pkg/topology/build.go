@@ -47,6 +47,7 @@ type Builder struct {
 	// index its inputs index and the lists and mesh namespace it came from.
 	sorted struct{ from, out []*corev1.Service }
 	index  inputIndex
+	names  namesMemo
 }
 
 // podMemo is the pod identities built from one set of snapshot pods.
@@ -92,6 +93,7 @@ func (bu *Builder) Build(s *snapshot.Snapshot, opts Options) *Topology {
 	t.Pods = bu.buildPods(b)
 	t.Nodes = b.buildNodes()
 	b.memo = bu.services.begin(b)
+	b.names = &bu.names
 	if !sameSlice(bu.sorted.from, s.Services) {
 		bu.sorted.from, bu.sorted.out = s.Services, sortedBy(s.Services, func(s *corev1.Service) (string, string) { return s.Namespace, s.Name })
 	}
@@ -183,6 +185,7 @@ type builder struct {
 	podLookups int
 	memo       *serviceRound
 	shadows    shadowRound
+	names      *namesMemo
 }
 
 // sortedBy returns a sorted copy of objs, ordered by (namespace, name).

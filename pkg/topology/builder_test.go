@@ -43,6 +43,10 @@ func TestBuilderMatchesBuild(t *testing.T) {
 			}
 			edited.Services[0] = svc
 			check(path+" with a service edited", &edited, opts)
+			// Shadow names depend on the set of services.
+			deleted := *s
+			deleted.Services = s.Services[1:]
+			check(path+" with a service deleted", &deleted, opts)
 		}
 		if len(s.EndpointSlices) > 0 {
 			edited := *s

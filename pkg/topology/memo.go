@@ -147,3 +147,19 @@ func (r *shadowRound) facts(sh *corev1.Service) *shadowFacts {
 	r.next[sh] = f
 	return f
 }
+
+// namesMemo is the shadow names of one list of mesh services: they depend
+// on that list alone (shadow.Names), which most rebuilds leave as it was.
+type namesMemo struct {
+	keys  []types.NamespacedName
+	names map[types.NamespacedName]string
+}
+
+// of returns the shadow names of keys, reusing the memo's for equal keys
+// and keeping the new ones otherwise. The map is shared, never modified.
+func (m *namesMemo) of(keys []types.NamespacedName) map[types.NamespacedName]string {
+	if m.names == nil || !slices.Equal(m.keys, keys) {
+		m.keys, m.names = keys, shadow.Names(keys)
+	}
+	return m.names
+}

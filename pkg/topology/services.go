@@ -33,7 +33,7 @@ func (b *builder) buildServices(src []*corev1.Service) []*Service {
 		keys = append(keys, svc.Key())
 	}
 
-	names := shadow.Names(keys)
+	names := b.names.of(keys)
 	for _, svc := range out {
 		svc.ShadowName = names[svc.Key()]
 		svc.ShadowClusterIPs = b.shadowIPs(svc)
