@@ -173,6 +173,7 @@ func (c *Client) poll(ctx context.Context) (*table.Table, error) {
 	base := c.base
 	if base != nil && base.Version == st.Applied {
 		q.Set("delta", "true")
+		q.Set("runs", "true")
 	} else {
 		base = nil
 	}

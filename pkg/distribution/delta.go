@@ -20,7 +20,9 @@ import (
 //
 // Each route list is the new table's list in order: an integer stands for
 // the route at that position of the base's list, unchanged; an object is a
-// route in full. "baseNodes" and "basePods" say the list is the base's;
+// route in full. A client that polls with runs=true also reads a pair
+// [a,b] (a < b) for the base's routes a to b in turn, so an edit of one
+// route among thousands costs a few bytes, not a number per route. "baseNodes" and "basePods" say the list is the base's;
 // otherwise "nodes" and "pods" are as in a table (absent when empty), or
 // the pods come as their changes since the base, "podsRemoved" and
 // "podsAdded" (poddelta.go).
@@ -35,8 +37,9 @@ const ContentTypeDelta = "application/vnd.nodemesh.table-delta+json"
 const HeaderBase = "X-Nodemesh-Table-Base"
 
 // encodeDelta writes cur (version) as a delta against base (baseVersion);
-// steps are the pods' steps of the versions after base up to cur.
-func encodeDelta(cur *table.Parts, version uint64, base *table.Parts, baseVersion uint64, steps []podStep) []byte {
+// steps are the pods' steps of the versions after base up to cur. With
+// runs, consecutive base positions are written as [first,last] pairs.
+func encodeDelta(cur *table.Parts, version uint64, base *table.Parts, baseVersion uint64, steps []podStep, runs bool) []byte {
 	b := make([]byte, 0, 1024)
 	b = append(b, `{"schema":`...)
 	b = strconv.AppendInt(b, int64(cur.Schema), 10)
@@ -49,15 +52,31 @@ func encodeDelta(cur *table.Parts, version uint64, base *table.Parts, baseVersio
 	for _, s := range table.Sections {
 		index := base.Index(s)
 		b = append(append(append(b, `,"`...), s.Name()...), `":[`...)
-		for i, it := range cur.Items(s) {
+		items := cur.Items(s)
+		for i := 0; i < len(items); i++ {
 			if i > 0 {
 				b = append(b, ',')
 			}
-			if j, ok := index[it]; ok {
-				b = strconv.AppendInt(b, int64(j), 10)
-			} else {
-				b = append(b, it...)
+			j, ok := index[items[i]]
+			if !ok {
+				b = append(b, items[i]...)
+				continue
 			}
+			last := j
+			for runs && i+1 < len(items) {
+				if k, ok := index[items[i+1]]; !ok || k != last+1 {
+					break
+				}
+				last++
+				i++
+			}
+			if last == j {
+				b = strconv.AppendInt(b, int64(j), 10)
+				continue
+			}
+			b = strconv.AppendInt(append(b, '['), int64(j), 10)
+			b = strconv.AppendInt(append(b, ','), int64(last), 10)
+			b = append(b, ']')
 		}
 		b = append(b, ']')
 	}
@@ -149,25 +168,39 @@ func ApplyDelta(base *table.Table, body []byte) (*table.Table, error) {
 }
 
 // routes rebuilds one route list: a number is the base's route at that
-// position, an object a route in full. An empty list is nil, as a table
-// decoded whole has it.
+// position, a pair [a,b] the base's routes a to b, an object a route in
+// full. An empty list is nil, as a table decoded whole has it.
 func routes[T any](items []json.RawMessage, base []T, name string) ([]T, error) {
 	if len(items) == 0 {
 		return nil, nil
 	}
-	out := make([]T, len(items))
+	out := make([]T, 0, max(len(items), len(base)))
 	for i, raw := range items {
-		if len(raw) > 0 && raw[0] == '{' {
-			if err := decodeStrict(raw, &out[i]); err != nil {
+		switch {
+		case len(raw) > 0 && raw[0] == '{':
+			var r T
+			if err := decodeStrict(raw, &r); err != nil {
 				return nil, fmt.Errorf("decode delta: %s[%d]: %w", name, i, err)
 			}
-			continue
+			out = append(out, r)
+		case len(raw) > 0 && raw[0] == '[':
+			var run []int
+			if err := decodeStrict(raw, &run); err != nil || len(run) != 2 || run[0] < 0 || run[0] >= run[1] || run[1] >= len(base) {
+				return nil, fmt.Errorf("decode delta: %s[%d] is %.40s, not a run [first,last] of positions in the base's %d", name, i, raw, len(base))
+			}
+			if len(out)+run[1]-run[0]+1 > len(base)+len(items) {
+				// Runs only repeat the base's routes: a list cannot be
+				// longer than the base plus the items.
+				return nil, fmt.Errorf("decode delta: %s is longer than the base's %d routes and the delta's %d items", name, len(base), len(items))
+			}
+			out = append(out, base[run[0]:run[1]+1]...)
+		default:
+			j, err := strconv.Atoi(string(raw))
+			if err != nil || j < 0 || j >= len(base) {
+				return nil, fmt.Errorf("decode delta: %s[%d] is %.40s, not a route nor a position in the base's %d", name, i, raw, len(base))
+			}
+			out = append(out, base[j])
 		}
-		j, err := strconv.Atoi(string(raw))
-		if err != nil || j < 0 || j >= len(base) {
-			return nil, fmt.Errorf("decode delta: %s[%d] is %.40s, not a route nor a position in the base's %d", name, i, raw, len(base))
-		}
-		out[i] = base[j]
 	}
 	return out, nil
 }

@@ -77,13 +77,28 @@ func BenchmarkProxyApplyDelta(b *testing.B) {
 	benchApply(b, base, weightEdit(base), nil)
 }
 
+// BenchmarkProxyApplyDeltaNoRuns is the same delta for a client that does
+// not read runs (a number for every unchanged route).
+func BenchmarkProxyApplyDeltaNoRuns(b *testing.B) {
+	base := benchTable(1000)
+	var enc table.Encoder
+	cur := weightEdit(base)
+	bp, _ := enc.EncodeParts(base)
+	cp, _ := enc.EncodeParts(cur)
+	benchApplyBody(b, base, encodeDelta(cp, cur.Version, bp, base.Version, nil, false))
+}
+
 // benchApply measures a proxy holding base applying cur's delta, made with
-// the pods' steps given (nil: the pods, if changed, go whole).
+// the pods' steps given (nil: the pods, if changed, go whole), with runs
+// as the Client asks for them.
 func benchApply(b *testing.B, base, cur *table.Table, steps []podStep) {
 	var enc table.Encoder
 	bp, _ := enc.EncodeParts(base)
 	cp, _ := enc.EncodeParts(cur)
-	body := encodeDelta(cp, cur.Version, bp, base.Version, steps)
+	benchApplyBody(b, base, encodeDelta(cp, cur.Version, bp, base.Version, steps, true))
+}
+
+func benchApplyBody(b *testing.B, base *table.Table, body []byte) {
 	b.SetBytes(int64(len(body)))
 	b.ReportAllocs()
 	for b.Loop() {
@@ -109,7 +124,7 @@ func BenchmarkServerPublishEdit(b *testing.B) {
 		s.mu.Lock()
 		snap := s.snap
 		s.mu.Unlock()
-		if s.delta(snap, pollQuery{version: prev, delta: true}) == nil {
+		if s.delta(snap, pollQuery{version: prev, delta: true, runs: true}) == nil {
 			b.Fatal("no delta")
 		}
 	}

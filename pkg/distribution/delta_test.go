@@ -100,19 +100,21 @@ func TestDeltaRebuildsTheTable(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		delta := encodeDelta(cp, 101, bp, 100, []podStep{stepBetween(base.Pods, cur.Pods, bp.Pods == cp.Pods)})
-		got, err := ApplyDelta(baseDecoded, delta)
-		if err != nil {
-			t.Fatalf("run %d: %v\n%s", run, err, delta)
-		}
-		if !reflect.DeepEqual(got, want) {
-			t.Fatalf("run %d: the delta rebuilt\n%+v\nwant\n%+v\ndelta %s", run, got, want, delta)
+		for _, runs := range []bool{false, true} {
+			delta := encodeDelta(cp, 101, bp, 100, []podStep{stepBetween(base.Pods, cur.Pods, bp.Pods == cp.Pods)}, runs)
+			got, err := ApplyDelta(baseDecoded, delta)
+			if err != nil {
+				t.Fatalf("run %d (runs %v): %v\n%s", run, runs, err, delta)
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("run %d (runs %v): the delta rebuilt\n%+v\nwant\n%+v\ndelta %s", run, runs, got, want, delta)
+			}
 		}
 	}
 }
 
 // TestDeltaIsSmall: one weight edit among many routes sends that route
-// and a number for each other one.
+// and a number for each other one, or with runs two pairs.
 func TestDeltaIsSmall(t *testing.T) {
 	base := &table.Table{Schema: table.SchemaVersion, Pods: table.PodList{{IP: "10.244.0.1", Namespace: "a", Name: "p", ServiceAccount: "sa"}}}
 	for i := range 1000 {
@@ -124,10 +126,48 @@ func TestDeltaIsSmall(t *testing.T) {
 	var enc table.Encoder
 	bp, _ := enc.EncodeParts(base)
 	cp, _ := enc.EncodeParts(&cur)
-	delta := encodeDelta(cp, 2, bp, 1, nil)
+	delta := encodeDelta(cp, 2, bp, 1, nil, false)
 	full := cp.Bytes(2)
 	if len(delta)*5 > len(full) || !strings.Contains(string(delta), `"port":8080`) || !strings.Contains(string(delta), `"basePods":true`) {
 		t.Errorf("delta of %d bytes for a table of %d:\n%.300s", len(delta), len(full), delta)
+	}
+	withRuns := encodeDelta(cp, 2, bp, 1, nil, true)
+	route := len(cp.Items(table.SectionHTTP)[500])
+	if !strings.Contains(string(withRuns), `"http":[[0,499],{`) || !strings.Contains(string(withRuns), `},[501,999]]`) || len(withRuns) > route+200 {
+		t.Errorf("delta with runs of %d bytes for one route of %d:\n%.300s", len(withRuns), route, withRuns)
+	}
+}
+
+// TestApplyDeltaRuns: a pair [a,b] stands for the base's routes a to b;
+// malformed pairs are refused.
+func TestApplyDeltaRuns(t *testing.T) {
+	base := &table.Table{Schema: table.SchemaVersion, Version: 5}
+	for _, name := range []string{"a", "b", "c"} {
+		base.HTTP = append(base.HTTP, testTable(name).HTTP...)
+	}
+	head := `{"schema":1,"version":6,"base":5,"acl":false,"tcp":[],"udp":[],"basePods":true,"http":`
+	got, err := ApplyDelta(base, []byte(head+`[[1,2],0]}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []table.HTTPRoute{base.HTTP[1], base.HTTP[2], base.HTTP[0]}; !reflect.DeepEqual(got.HTTP, want) {
+		t.Errorf("[[1,2],0] rebuilt %+v", got.HTTP)
+	}
+	for _, tt := range []struct{ name, http string }{
+		{"one number", `[[1]]`},
+		{"three numbers", `[[0,1,2]]`},
+		{"backwards", `[[2,1]]`},
+		{"a run of one", `[[1,1]]`},
+		{"past the base", `[[1,3]]`},
+		{"negative", `[[-1,1]]`},
+		{"strings", `[["0","1"]]`},
+		{"longer than the base and the items", `[[0,2],[0,2]]`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := ApplyDelta(base, []byte(head+tt.http+`}`)); err == nil || !strings.Contains(err.Error(), "http") {
+				t.Errorf("err = %v, want one naming the http list", err)
+			}
+		})
 	}
 }
 
@@ -186,6 +226,38 @@ func TestServerSendsDeltaWhenAsked(t *testing.T) {
 	}
 	if resp, _ := get(t, srv, "version=1&delta=maybe"); resp.StatusCode != http.StatusBadRequest {
 		t.Errorf("delta=maybe: %d", resp.StatusCode)
+	}
+}
+
+// TestServerWritesRunsOnlyWhenAsked: a client that does not say runs=true
+// (an older proxy) gets a number per unchanged route, one that does gets
+// pairs; both deltas of the same version are kept apart.
+func TestServerWritesRunsOnlyWhenAsked(t *testing.T) {
+	s := NewServer(ServerOptions{InitialVersion: 1})
+	tbl := &table.Table{Schema: table.SchemaVersion}
+	for i := range 10 {
+		tbl.HTTP = append(tbl.HTTP, testTable(fmt.Sprintf("web-%d", i)).HTTP...)
+	}
+	s.Publish(tbl)
+	base := s.Version()
+	edited := *tbl
+	edited.HTTP = slices.Clone(tbl.HTTP)
+	edited.HTTP[9].Port = 8080
+	s.Publish(&edited)
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+	for i := range 2 { // twice: the second answers come from the kept deltas
+		_, plain := get(t, srv, fmt.Sprintf("version=%d&delta=true", base))
+		_, runs := get(t, srv, fmt.Sprintf("version=%d&delta=true&runs=true", base))
+		if !strings.Contains(plain, `"http":[0,1,2,3,4,5,6,7,8,{`) {
+			t.Errorf("round %d, without runs=true: %.200s", i, plain)
+		}
+		if !strings.Contains(runs, `"http":[[0,8],{`) {
+			t.Errorf("round %d, with runs=true: %.200s", i, runs)
+		}
+	}
+	if resp, _ := get(t, srv, fmt.Sprintf("version=%d&delta=true&runs=perhaps", base)); resp.StatusCode != http.StatusBadRequest {
+		t.Errorf("runs=perhaps: %d", resp.StatusCode)
 	}
 }
 

@@ -121,7 +121,7 @@ type snapshot struct {
 	full     encoded
 
 	mu     sync.Mutex
-	deltas map[uint64]*encoded // by base version, made on first demand
+	deltas map[deltaKey]*encoded // made on first demand
 }
 
 // encoded is one answer body and, made on first demand, its gzip encoding.
@@ -284,6 +284,7 @@ func (s *Server) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 type pollQuery struct {
 	version, applied uint64
 	ready, delta     bool
+	runs             bool // the client reads [first,last] runs in a delta
 	node             string
 	wait             time.Duration
 }
@@ -302,6 +303,9 @@ func (s *Server) parseQuery(r *http.Request) (pollQuery, error) {
 		return q, err
 	}
 	if q.delta, err = parseBool(v, "delta"); err != nil {
+		return q, err
+	}
+	if q.runs, err = parseBool(v, "runs"); err != nil {
 		return q, err
 	}
 	if x := v.Get("wait"); x != "" {
@@ -366,6 +370,13 @@ func (s *Server) left(node string) {
 	}
 }
 
+// deltaKey names one delta of a version: its base, and whether it is
+// written with runs (for clients that read them).
+type deltaKey struct {
+	base uint64
+	runs bool
+}
+
 // gzipMin is the body size from which a gzip-accepting client gets the
 // compressed encoding; a large table shrinks about tenfold.
 const gzipMin = 4 << 10
@@ -422,13 +433,14 @@ func (s *Server) delta(snap *snapshot, q pollQuery) *encoded {
 	}
 	snap.mu.Lock()
 	defer snap.mu.Unlock()
-	d := snap.deltas[q.version]
+	key := deltaKey{q.version, q.runs}
+	d := snap.deltas[key]
 	if d == nil {
-		d = &encoded{body: encodeDelta(snap.parts, snap.version, from, q.version, steps)}
+		d = &encoded{body: encodeDelta(snap.parts, snap.version, from, q.version, steps, q.runs)}
 		if snap.deltas == nil {
-			snap.deltas = map[uint64]*encoded{}
+			snap.deltas = map[deltaKey]*encoded{}
 		}
-		snap.deltas[q.version] = d
+		snap.deltas[key] = d
 	}
 	return d
 }

@@ -247,7 +247,7 @@ func watchServed(ctx context.Context, url string) *servedWatch {
 			if base != nil {
 				version = base.Version
 			}
-			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s%s?version=%d&node=bench-served&wait=30s&delta=true", url, distribution.Path, version), nil)
+			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, fmt.Sprintf("%s%s?version=%d&node=bench-served&wait=30s&delta=true&runs=true", url, distribution.Path, version), nil)
 			resp, err := client.Do(req)
 			if err != nil {
 				time.Sleep(50 * time.Millisecond)
