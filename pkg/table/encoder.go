@@ -49,13 +49,13 @@ func (e *Encoder) EncodeParts(t *Table) (*Parts, error) {
 	}
 	p := &Parts{Schema: t.Schema, ACL: t.ACL}
 	var err error
-	if p.HTTP, err = encodeItems(t.HTTP, httpKey, pt.HTTP, prev.HTTP, prev.Index(SectionHTTP)); err != nil {
+	if p.HTTP, err = encodeItems(t.HTTP, httpKey, (*HTTPRoute).Equal, pt.HTTP, prev.HTTP, prev.Index(SectionHTTP)); err != nil {
 		return nil, err
 	}
-	if p.TCP, err = encodeItems(t.TCP, streamKey, pt.TCP, prev.TCP, prev.Index(SectionTCP)); err != nil {
+	if p.TCP, err = encodeItems(t.TCP, streamKey, (*StreamRoute).Equal, pt.TCP, prev.TCP, prev.Index(SectionTCP)); err != nil {
 		return nil, err
 	}
-	if p.UDP, err = encodeItems(t.UDP, streamKey, pt.UDP, prev.UDP, prev.Index(SectionUDP)); err != nil {
+	if p.UDP, err = encodeItems(t.UDP, streamKey, (*StreamRoute).Equal, pt.UDP, prev.UDP, prev.Index(SectionUDP)); err != nil {
 		return nil, err
 	}
 	if len(t.Nodes) > 0 {

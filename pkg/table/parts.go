@@ -2,7 +2,6 @@ package table
 
 import (
 	"encoding/json"
-	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -126,21 +125,21 @@ type routeKey struct {
 	port    int32
 }
 
-// encodeItems encodes each element of list. An element deeply equal to the
-// element of prevList with the same key (the previous table's route for
-// that service port) takes prevList's encoding without being encoded again:
-// equal values encode to equal bytes, and comparing costs a fraction of
-// encoding (most routes of a table are unchanged from one version to the
-// next). Otherwise an encoding prev already holds is handed back as prev's
-// string.
-func encodeItems[T any](list []T, key func(*T) routeKey, prevList []T, prevItems []string, prev map[string]int) ([]string, error) {
+// encodeItems encodes each element of list. An element equal (deeply, as
+// equal says) to the element of prevList with the same key (the previous
+// table's route for that service port) takes prevList's encoding without
+// being encoded again: equal values encode to equal bytes, and comparing
+// costs a fraction of encoding (most routes of a table are unchanged from
+// one version to the next). Otherwise an encoding prev already holds is
+// handed back as prev's string.
+func encodeItems[T any](list []T, key func(*T) routeKey, equal func(*T, *T) bool, prevList []T, prevItems []string, prev map[string]int) ([]string, error) {
 	byKey := make(map[routeKey]int, len(prevList))
 	for j := range prevList {
 		byKey[key(&prevList[j])] = j
 	}
 	out := make([]string, len(list))
 	for i := range list {
-		if j, ok := byKey[key(&list[i])]; ok && reflect.DeepEqual(&prevList[j], &list[i]) {
+		if j, ok := byKey[key(&list[i])]; ok && equal(&prevList[j], &list[i]) {
 			out[i] = prevItems[j]
 			continue
 		}
