@@ -17,9 +17,12 @@ import (
 // its ports and endpoints, before anything that depends on other services
 // (shadow names, proxy ports, splits) was set. A Service whose object and
 // EndpointSlices are the very same as then is cloned from its memo instead
-// of being parsed and matched against its slices again.
+// of being parsed and matched against its slices again. It is one map,
+// kept and pruned after each build (a new map per build cost as much as the
+// memos saved at 3,000 services).
 type serviceMemos struct {
 	byKey map[types.NamespacedName]*serviceMemo
+	round uint64 // the build using them
 	// What every memo also depends on: the options (domain, aliases, default
 	// traffic type) and the node zones (each endpoint's zone).
 	opts  Options
@@ -35,27 +38,31 @@ type serviceMemo struct {
 	// targetPort without a number in the slice): it then also depends on
 	// the pods.
 	usesPods bool
+	round    uint64 // the last build that used it
 }
 
 // serviceRound is one build's use of the memos: what it may reuse, and
 // what it leaves for the next build.
 type serviceRound struct {
-	b    *builder
-	prev map[types.NamespacedName]*serviceMemo
-	next serviceMemos
+	b *builder
+	m serviceMemos
 }
 
 // begin starts a build's round; memos of other options or zones are dropped.
 func (m serviceMemos) begin(b *builder) *serviceRound {
-	r := &serviceRound{b: b, next: serviceMemos{byKey: make(map[types.NamespacedName]*serviceMemo, len(m.byKey)), opts: b.opts, zones: b.in.nodeZone}}
-	if m.byKey != nil && sameOptions(m.opts, b.opts) && maps.Equal(m.zones, b.in.nodeZone) {
-		r.prev = m.byKey
+	if m.byKey == nil || !sameOptions(m.opts, b.opts) || !maps.Equal(m.zones, b.in.nodeZone) {
+		m.byKey = map[types.NamespacedName]*serviceMemo{}
 	}
-	return r
+	m.opts, m.zones = b.opts, b.in.nodeZone
+	m.round++
+	return &serviceRound{b: b, m: m}
 }
 
 // end returns the memos for the next build: the services of this one.
-func (r *serviceRound) end() serviceMemos { return r.next }
+func (r *serviceRound) end() serviceMemos {
+	maps.DeleteFunc(r.m.byKey, func(_ types.NamespacedName, m *serviceMemo) bool { return m.round != r.m.round })
+	return r.m
+}
 
 // service builds the mesh service of k8s with its endpoints, or clones the
 // memo when every input is the same object as last time.
@@ -63,17 +70,17 @@ func (r *serviceRound) service(k8s *corev1.Service) *Service {
 	b := r.b
 	key := nn(k8s.Namespace, k8s.Name)
 	list := b.in.slices[key]
-	if m := r.prev[key]; m != nil && m.src == k8s && slices.Equal(m.slices, list) && (b.podsSame || !m.usesPods) {
+	if m := r.m.byKey[key]; m != nil && m.src == k8s && slices.Equal(m.slices, list) && (b.podsSame || !m.usesPods) {
 		b.errs = append(b.errs, m.errs...)
-		r.next.byKey[key] = m
+		m.round = r.m.round
 		return m.svc.clone()
 	}
 	errs, lookups := len(b.errs), b.podLookups
 	svc := b.buildService(k8s)
 	b.attachEndpoints(svc, list)
-	r.next.byKey[key] = &serviceMemo{
+	r.m.byKey[key] = &serviceMemo{
 		src: k8s, slices: slices.Clone(list), svc: svc.clone(),
-		errs: slices.Clone(b.errs[errs:]), usesPods: b.podLookups != lookups,
+		errs: slices.Clone(b.errs[errs:]), usesPods: b.podLookups != lookups, round: r.m.round,
 	}
 	return svc
 }
