@@ -35,15 +35,17 @@ func newResolver(b *builder, t *Topology, owner map[[2]string]*Split) *resolver 
 // resolve returns sp's leaves with integer weights and whether sp stays
 // active. Errors (cycle, missing root port) and notes are added to sp.
 func (r *resolver) resolve(sp *Split) ([]SplitBackend, bool) {
-	res := r.fractions(sp, []string{sp.Service})
-	for _, n := range res.notes {
-		r.b.errs.add(KindTrafficSplit, sp.Namespace, sp.Name, "%s", n)
+	leaves, notes, flat := r.flatLeaves(sp)
+	if !flat {
+		res := r.fractions(sp, []string{sp.Service})
+		if res.cycle != nil {
+			r.addNotes(sp, res.notes)
+			r.b.errs.add(KindTrafficSplit, sp.Namespace, sp.Name, "nested splits form a cycle (%s); split ignored", strings.Join(res.cycle, " -> "))
+			return nil, false
+		}
+		leaves, notes = integerWeights(res.frac, splitSum(sp)), res.notes
 	}
-	if res.cycle != nil {
-		r.b.errs.add(KindTrafficSplit, sp.Namespace, sp.Name, "nested splits form a cycle (%s); split ignored", strings.Join(res.cycle, " -> "))
-		return nil, false
-	}
-	leaves := integerWeights(res.frac, splitSum(sp))
+	r.addNotes(sp, notes)
 	root := r.t.Service(sp.Namespace, sp.Service)
 	ok := true
 	for _, l := range leaves {
@@ -59,6 +61,61 @@ func (r *resolver) resolve(sp *Split) ([]SplitBackend, bool) {
 		return nil, false
 	}
 	return leaves, true
+}
+
+func (r *resolver) addNotes(sp *Split, notes []string) {
+	for _, n := range notes {
+		r.b.errs.add(KindTrafficSplit, sp.Namespace, sp.Name, "%s", n)
+	}
+}
+
+// nested returns the active split whose root be is, when sp's traffic to
+// be goes on through it; otherwise nil, with a note when be is the root of
+// a split that has matches (which do not apply through nesting).
+func (r *resolver) nested(sp *Split, be SplitBackend) (*Split, string) {
+	inner := r.owner[[2]string{sp.Namespace, be.Service}]
+	switch {
+	case be.Service == sp.Service || inner == nil || !inner.Active:
+		return nil, ""
+	case len(inner.Matches) > 0:
+		return nil, "backend " + quote(be.Service) + " is the root of TrafficSplit " + quote(inner.Name) +
+			", which has matches; A/B matches do not apply through a nested split, so " + quote(be.Service) + "'s own endpoints serve this backend"
+	}
+	return inner, ""
+}
+
+// flatLeaves resolves a split none of whose backends goes on through
+// another split, as most splits are: each leaf's weight is the sum of its
+// backends' weights, which is what the exact fractions give (all their
+// denominators are then 1), without their cost. flat is false for a split
+// that nests another, or whose summed weights do not fit in int32 (the
+// exact path rounds those).
+func (r *resolver) flatLeaves(sp *Split) (leaves []SplitBackend, notes []string, flat bool) {
+	sums := make(map[string]int64, len(sp.Backends))
+	for _, be := range sp.Backends {
+		if be.Weight == 0 {
+			continue
+		}
+		inner, note := r.nested(sp, be)
+		if inner != nil {
+			return nil, nil, false
+		}
+		if note != "" {
+			notes = append(notes, note)
+		}
+		sums[be.Service] += int64(be.Weight)
+	}
+	for name, w := range sums {
+		if w > math.MaxInt32 || w < 0 {
+			return nil, nil, false
+		}
+		if w != 0 {
+			leaves = append(leaves, SplitBackend{Service: name, Weight: int32(w)})
+		}
+	}
+	slices.SortFunc(leaves, func(a, b SplitBackend) int { return strings.Compare(a.Service, b.Service) })
+	slices.Sort(notes)
+	return leaves, slices.Compact(notes), true
 }
 
 // fractions walks sp's backends. path holds the services from the top split's
@@ -77,13 +134,12 @@ func (r *resolver) fractions(sp *Split, path []string) *resolved {
 			continue
 		}
 		share := new(big.Rat).Quo(big.NewRat(int64(be.Weight), 1), total)
-		inner := r.owner[[2]string{sp.Namespace, be.Service}]
+		inner, note := r.nested(sp, be)
 		switch {
-		case be.Service == sp.Service || inner == nil || !inner.Active:
-			addFrac(res.frac, be.Service, share)
-		case len(inner.Matches) > 0:
-			res.notes = append(res.notes, "backend "+quote(be.Service)+" is the root of TrafficSplit "+quote(inner.Name)+
-				", which has matches; A/B matches do not apply through a nested split, so "+quote(be.Service)+"'s own endpoints serve this backend")
+		case inner == nil:
+			if note != "" {
+				res.notes = append(res.notes, note)
+			}
 			addFrac(res.frac, be.Service, share)
 		case r.onStack[inner]:
 			i := slices.Index(path, be.Service)
