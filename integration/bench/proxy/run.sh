@@ -27,7 +27,7 @@ cd "$ROOT"
 REPS=${BENCH_REPS:-3}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-3}
-CONFIGS=${BENCH_CONFIGS:-"direct nodemesh haproxy nginx httputil httputil-pool oxy-pool"}
+CONFIGS=${BENCH_CONFIGS:-"direct nodemesh nodemesh-nogc haproxy nginx httputil httputil-pool oxy-pool"}
 TCP_CONFIGS=${BENCH_TCP_CONFIGS:-"direct nodemesh haproxy haproxy-splice"}
 LARGE=${BENCH_LARGE:-1}
 OUT=${BENCH_OUT:-$ROOT/integration/bench/results}
@@ -176,6 +176,14 @@ start_proxy() {
 	nodemesh)
 		start nodemesh "$BIN/nodemesh" proxy --table-file="$WORK/small.json" --listen-address=127.0.0.1 \
 			--http-port=$NM_HTTP --admin-port=$NM_ADMIN --node=bench
+		PROXY_PORT=$NM_HTTP ;;
+	nodemesh-nogc)
+		# Diagnostic, not a way to run it: the same proxy with the Go
+		# collector off, so the run shows how much of nodemesh's latency
+		# and CPU the collector costs. The heap only grows (a few hundred
+		# MiB over one configuration's runs).
+		start nodemesh-nogc "$BIN/nodemesh" proxy --table-file="$WORK/small.json" --listen-address=127.0.0.1 \
+			--http-port=$NM_HTTP --admin-port=$NM_ADMIN --node=bench --gc-headroom=0 --gc-percent=-1
 		PROXY_PORT=$NM_HTTP ;;
 	haproxy)
 		start haproxy haproxy -db -f "$WORK/haproxy.cfg"
