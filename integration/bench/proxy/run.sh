@@ -180,8 +180,8 @@ start_proxy() {
 	nodemesh-nogc)
 		# Diagnostic, not a way to run it: the same proxy with the Go
 		# collector off, so the run shows how much of nodemesh's latency
-		# and CPU the collector costs. The heap only grows (a few hundred
-		# MiB over one configuration's runs).
+		# and CPU the collector costs. The heap only grows: about 1 GiB
+		# by the end of one repetition (2026-12-06).
 		start nodemesh-nogc "$BIN/nodemesh" proxy --table-file="$WORK/small.json" --listen-address=127.0.0.1 \
 			--http-port=$NM_HTTP --admin-port=$NM_ADMIN --node=bench --gc-headroom=0 --gc-percent=-1
 		PROXY_PORT=$NM_HTTP ;;
