@@ -173,17 +173,15 @@ start_proxy() {
 	PROXY_PID=""
 	case $1 in
 	direct) PROXY_PORT=$BACKEND_HTTP; return ;;
-	nodemesh)
-		start nodemesh "$BIN/nodemesh" proxy --table-file="$WORK/small.json" --listen-address=127.0.0.1 \
-			--http-port=$NM_HTTP --admin-port=$NM_ADMIN --node=bench
-		PROXY_PORT=$NM_HTTP ;;
-	nodemesh-nogc)
-		# Diagnostic, not a way to run it: the same proxy with the Go
-		# collector off, so the run shows how much of nodemesh's latency
-		# and CPU the collector costs. The heap only grows: about 1 GiB
-		# by the end of one repetition (2026-12-06).
-		start nodemesh-nogc "$BIN/nodemesh" proxy --table-file="$WORK/small.json" --listen-address=127.0.0.1 \
-			--http-port=$NM_HTTP --admin-port=$NM_ADMIN --node=bench --gc-headroom=0 --gc-percent=-1
+	nodemesh | nodemesh-nogc)
+		local extra=()
+		# nodemesh-nogc is a diagnostic, not a way to run it: the same
+		# proxy with the Go collector off, so the run shows how much of
+		# nodemesh's latency and CPU the collector costs. The heap only
+		# grows: about 1 GiB by the end of one repetition (2026-12-06).
+		[ "$1" = nodemesh-nogc ] && extra=(--gc-headroom=0 --gc-percent=-1)
+		start "$1" "$BIN/nodemesh" proxy --table-file="$WORK/small.json" --listen-address=127.0.0.1 \
+			--http-port=$NM_HTTP --admin-port=$NM_ADMIN --node=bench "${extra[@]}"
 		PROXY_PORT=$NM_HTTP ;;
 	haproxy)
 		start haproxy haproxy -db -f "$WORK/haproxy.cfg"

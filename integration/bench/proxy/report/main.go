@@ -266,12 +266,6 @@ func targets(w *bufio.Writer, d data) {
 	if haAdded.ok && nmAdded.ok && haAdded.med > 0 {
 		r := summarise([]float64{nmAdded.med / haAdded.med})
 		row("added p99 ≤ 1.5× HAProxy's", r, 2, func(v float64) bool { return v <= 1.5 })
-		// Not a target: the same proxy with the collector off shows how
-		// much of the added p99 is the collector's and how much is left
-		// without it.
-		if off := d.paired("nodemesh-nogc", "direct", "p99_us", minus); off.ok {
-			fmt.Fprintf(w, "| (diagnostic) added p99 with the Go collector off, against HAProxy's | %.2f | — |\n", off.med/haAdded.med)
-		}
 	}
 	row("RSS ≤ 25 MiB, small table (after a throughput run)", d.stat("nodemesh", "rss_mib"), 1, func(v float64) bool { return v <= 25 })
 	row("RSS ≤ 50 MiB, 1,000 services / 10,000 endpoints (after a throughput run)", d.stat("large", "rss_mib"), 1, func(v float64) bool { return v <= 50 })
