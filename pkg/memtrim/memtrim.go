@@ -9,8 +9,12 @@
 // any time, but while they stay mapped they count in the process's RSS and
 // in its container's memory working set, though the node proxy never runs
 // that code again. Executable asks the kernel to drop them now
-// (madvise MADV_PAGEOUT, Linux 5.4 and later); the pages the process still
-// runs are faulted back in from the page cache on their next use.
+// (madvise MADV_PAGEOUT, Linux 5.4 and later), and marks the mappings for
+// random access (MADV_RANDOM), so that the pages the process still runs
+// come back one at a time on their next use, without the readahead that
+// would bring their unused neighbours back with them. The price is a read
+// of one page from the file (or the page cache) on the first use of each
+// page after the trim.
 //
 // Nothing in the standard library or x/sys does this walk of
 // /proc/self/maps, hence this package.

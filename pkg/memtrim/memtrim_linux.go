@@ -8,8 +8,9 @@ import (
 )
 
 // Executable asks the kernel to drop the resident pages of the running
-// executable's read-only mappings, and returns how much the RSS fell. On
-// kernels without MADV_PAGEOUT it returns an error and changes nothing.
+// executable's read-only mappings, and to fault them back one page at a
+// time, without readahead; it returns how much the RSS fell. On kernels
+// without MADV_PAGEOUT it returns an error.
 func Executable() (released int64, err error) {
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
@@ -31,9 +32,19 @@ func Executable() (released int64, err error) {
 		return 0, err
 	}
 	for _, r := range regions {
-		// The raw call takes the range as numbers: the mapping is never
+		// The raw calls take the range as numbers: the mapping is never
 		// read through a Go pointer.
 		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, r.Start, r.End-r.Start, unix.MADV_PAGEOUT); errno != 0 {
+			return 0, errno
+		}
+		// Then random-access advice: the fault that next needs a dropped
+		// page would otherwise read ahead around it and map the
+		// neighbours too, bringing back code and data the process never
+		// runs. With this advice a fault reads and maps its own page
+		// only, so what comes back is what the process uses. In the
+		// controller benchmark at 1,000 services this kept about 14 MiB of
+		// the executable resident instead of 25 (docs/controller.md).
+		if _, _, errno := unix.Syscall(unix.SYS_MADVISE, r.Start, r.End-r.Start, unix.MADV_RANDOM); errno != 0 {
 			return 0, errno
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -81,6 +82,52 @@ func TestExecutableDropsPages(t *testing.T) {
 	// test binary's start-up touched is not.
 	if after >= before/2 {
 		t.Errorf("resident executable pages %d KiB → %d KiB: not dropped", before, after)
+	}
+}
+
+// exeVmFlags returns the VmFlags line of each read-only mapping of the
+// executable, from /proc/self/smaps.
+func exeVmFlags(t *testing.T) []string {
+	t.Helper()
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	in := false
+	for _, l := range strings.Split(string(b), "\n") {
+		fields := strings.Fields(l)
+		if len(fields) >= 6 && strings.Contains(fields[0], "-") && len(fields[1]) == 4 {
+			in = strings.Join(fields[5:], " ") == exe && !strings.Contains(fields[1], "w")
+			continue
+		}
+		if in && strings.HasPrefix(l, "VmFlags:") {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func TestExecutableAdvisesRandomAccess(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("Linux only")
+	}
+	if _, err := Executable(); err != nil {
+		t.Fatalf("Executable: %v", err)
+	}
+	flags := exeVmFlags(t)
+	if len(flags) == 0 {
+		t.Fatal("no VmFlags for the executable's mappings in /proc/self/smaps")
+	}
+	for _, f := range flags {
+		// "rr": random-read advice, so faults do not read ahead.
+		if !slices.Contains(strings.Fields(f)[1:], "rr") {
+			t.Errorf("mapping without random-read advice after the trim: %q", f)
+		}
 	}
 }
 
