@@ -84,8 +84,14 @@ type Server struct {
 	opts ServerOptions
 	enc  table.Encoder // keeps the pods' encoding while the builders reuse them
 
+	// publish serialises Publish calls, so that versions follow the
+	// order of the calls and a version's comparison with the one before
+	// and its pods' step (a pass over every pod) are made outside mu,
+	// which every poll takes.
+	publish sync.Mutex
+
 	mu      sync.Mutex
-	snap    *snapshot     // nil until the first Publish
+	snap    *snapshot     // nil until the first Publish; written under publish and mu
 	history []base        // the latest versions, oldest first, current last
 	changed chan struct{} // closed and replaced by each version bump
 	nodes   map[string]*nodeState
@@ -158,8 +164,11 @@ func NewServer(opts ServerOptions) *Server {
 // bumped only when t's encoding (ignoring t.Version) differs from the
 // current one, so republishing an unchanged table wakes no proxy. The
 // server keeps a shallow copy of t with Version set: the caller must not
-// modify t's slices afterwards.
+// modify t's slices afterwards. Calls may be concurrent; they are served in
+// turn.
 func (s *Server) Publish(t *table.Table) uint64 {
+	s.publish.Lock()
+	defer s.publish.Unlock()
 	c := *t
 	parts, err := s.enc.EncodeParts(&c)
 	if err != nil {
@@ -168,22 +177,25 @@ func (s *Server) Publish(t *table.Table) uint64 {
 		// error is a programming error (a field of a type json rejects).
 		panic(fmt.Sprintf("distribution: encoding a table failed: %v", err))
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.snap != nil && parts.Equal(s.snap.parts) {
-		return s.snap.version
+	// Only Publish writes s.snap, and it holds s.publish: reading it here
+	// without s.mu races with no writer.
+	prev := s.snap
+	if prev != nil && parts.Equal(prev.parts) {
+		return prev.version
 	}
 	v := s.opts.InitialVersion
-	if s.snap != nil {
-		v = s.snap.version + 1
+	if prev != nil {
+		v = prev.version + 1
 	} else if v == 0 {
 		v = uint64(s.opts.Now().UnixMilli())
 	}
 	c.Version = v
 	step := podStep{whole: true}
-	if s.snap != nil {
-		step = stepBetween(s.snap.table.Pods, c.Pods, parts.Pods == s.snap.parts.Pods)
+	if prev != nil {
+		step = stepBetween(prev.table.Pods, c.Pods, parts.Pods == prev.parts.Pods)
 	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.snap = &snapshot{version: v, table: &c, parts: parts}
 	if len(s.history) == historySize {
 		s.history = append(s.history[:0], s.history[1:]...)

@@ -3,11 +3,13 @@ package distribution
 import (
 	"bytes"
 	"compress/gzip"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -268,5 +270,69 @@ func TestPublishedBodyIsTheEncodedTable(t *testing.T) {
 	srv.mu.Unlock()
 	if !bytes.Equal(got, want) {
 		t.Fatalf("served body\n%s\nwant\n%s", got, want)
+	}
+}
+
+// TestServerConcurrentPublish: publishers in parallel get distinct,
+// consecutive versions, each served with the table published under it,
+// while readers poll.
+func TestServerConcurrentPublish(t *testing.T) {
+	s := NewServer(ServerOptions{InitialVersion: 1})
+	s.Publish(testTable("start"))
+	srv := httptest.NewServer(s)
+	defer srv.Close()
+
+	const publishers, each = 4, 25
+	var wg sync.WaitGroup
+	done := make(chan struct{})
+	go func() { // a reader the whole time
+		for {
+			select {
+			case <-done:
+				return
+			default:
+			}
+			if cur := s.Current(); cur == nil || cur.Version == 0 {
+				t.Error("a reader saw no current table")
+				return
+			}
+			_ = s.Version()
+		}
+	}()
+	var mu sync.Mutex
+	names := map[uint64]string{}
+	for p := range publishers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range each {
+				name := fmt.Sprintf("p%d-%d", p, i)
+				v := s.Publish(testTable(name))
+				mu.Lock()
+				if prev, dup := names[v]; dup {
+					t.Errorf("version %d given to %s and %s", v, prev, name)
+				}
+				names[v] = name
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	close(done)
+	if len(names) != publishers*each {
+		t.Fatalf("%d distinct versions for %d publishes", len(names), publishers*each)
+	}
+	for v := uint64(2); v <= publishers*each+1; v++ {
+		if _, ok := names[v]; !ok {
+			t.Fatalf("version %d missing: versions are not consecutive", v)
+		}
+	}
+	last := uint64(publishers*each + 1)
+	if got := s.Current(); got.Version != last || got.HTTP[0].Service.Name != names[last] {
+		t.Errorf("current = version %d %q, want %d %q", got.Version, got.HTTP[0].Service.Name, last, names[last])
+	}
+	resp, body := get(t, srv, "version=0")
+	if got, err := table.Decode([]byte(body)); err != nil || resp.Header.Get(HeaderVersion) != strconv.FormatUint(last, 10) || got.HTTP[0].Service.Name != names[last] {
+		t.Errorf("served %q (version header %q): %v", body, resp.Header.Get(HeaderVersion), err)
 	}
 }
