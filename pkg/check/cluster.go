@@ -134,10 +134,12 @@ func (s *state) checkSMI(ctx context.Context) Result {
 		return fail(NameSMICRDs, fix, "not served: %s", strings.Join(found.Missing, "; "))
 	}
 	msg := "served: " + strings.Join(served, "; ")
-	// The controller discovers SMI once, at start: CRDs installed later
-	// stay off until it restarts.
+	// The controller discovers SMI again every --smi-discovery-interval
+	// (30 s by default) and switches to what it finds; a difference that
+	// lasts means that it cannot (its log says why) or that it only
+	// discovers at start.
 	if s.readyErr == nil && s.ready.SMI != nil && s.ready.SMI.Status != found.Status {
-		return fail(NameSMICRDs, "restart the controller to pick them up: kubectl -n "+s.o.MeshNamespace+" rollout restart deployment/nodemesh-controller",
+		return fail(NameSMICRDs, "wait for the controller's next SMI discovery (every 30 s by default); if this persists, its log says why, or restart it: kubectl -n "+s.o.MeshNamespace+" rollout restart deployment/nodemesh-controller",
 			"%s, but the controller reads split %q, specs %q, access %q (discovered before the CRDs changed)",
 			msg, s.ready.SMI.Status.Split, s.ready.SMI.Status.Specs, s.ready.SMI.Status.Access)
 	}

@@ -144,9 +144,9 @@ func (c *Controller) Readiness() Readiness {
 	}
 	r.Leader.Enabled = c.cfg.LeaderElect
 	r.Leader.Identity, r.Leader.Leader, r.Leader.Leading = c.leader.get()
-	if c.smiKnown.Load() {
-		smi := c.smi
-		r.SMI = &smi
+	if smi := c.smi.Load(); smi != nil {
+		cp := *smi
+		r.SMI = &cp
 	}
 	if t := c.topo.Load(); t != nil {
 		r.Errors = len(t.Errors)
@@ -170,9 +170,9 @@ type ErrorsStatus struct {
 // Errors reports the SMI discovery result and every per-object error.
 func (c *Controller) Errors() ErrorsStatus {
 	out := ErrorsStatus{Errors: []topology.ObjectError{}}
-	if c.smiKnown.Load() {
-		smi := c.smi
-		out.SMI = &smi
+	if smi := c.smi.Load(); smi != nil {
+		cp := *smi
+		out.SMI = &cp
 	}
 	if t := c.topo.Load(); t != nil && t.Errors != nil {
 		out.Errors = t.Errors

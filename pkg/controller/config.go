@@ -43,39 +43,41 @@ type Config struct {
 	RetryPeriod    time.Duration `description:"How often candidates retry to acquire or renew the lease." export:"true"`
 	Identity       string        `description:"This replica's name in the lease; empty means the host name plus a random suffix." export:"true"`
 
-	KubeQPS          int           `description:"Sustained requests per second to the apiserver (client-go's default of 5 is what made Traefik Mesh slow)." export:"true"`
-	KubeBurst        int           `description:"Request burst to the apiserver." export:"true"`
-	Workers          int           `description:"Shadow service writers working in parallel." export:"true"`
-	ResyncPeriod     time.Duration `description:"Informer resync period; 0 turns resyncs off." export:"true"`
-	PatchDNS         bool          `description:"Patch the cluster DNS (CoreDNS in kube-system) with the mesh domain's rewrite rules while this replica leads, and repair them when something overwrites them." export:"true"`
-	ClusterDomain    string        `description:"The cluster's DNS domain, where --patch-dns sends the rewritten names." export:"true"`
-	KubeDNSStubIP    string        `description:"With --patch-dns on a kube-dns cluster: ClusterIP of the CoreDNS the mesh runs, which kube-dns forwards the mesh domains to." export:"true"`
-	GCPercent        int           `description:"Go GC target percentage (GOGC) of the controller process; lower keeps RSS nearer the live heap at some CPU cost; 0 keeps Go's default ($GOGC, else 100)." export:"true"`
-	TrimStartupPages bool          `description:"Twenty seconds after start, ask the kernel to drop the executable's pages that start-up touched (client-go registers every API group's types at start); what the controller still runs is paged back in. See docs/controller.md." export:"true"`
-	Pprof            bool          `description:"Serve Go's runtime profiles (net/http/pprof) under /debug/pprof/ on the API port." export:"true"`
-	Dashboard        bool          `description:"Serve the read-only web dashboard at /dashboard/ on the API port (it lists proxy pods and Events, and scrapes the proxies' metrics)." export:"true"`
+	KubeQPS              int           `description:"Sustained requests per second to the apiserver (client-go's default of 5 is what made Traefik Mesh slow)." export:"true"`
+	KubeBurst            int           `description:"Request burst to the apiserver." export:"true"`
+	Workers              int           `description:"Shadow service writers working in parallel." export:"true"`
+	ResyncPeriod         time.Duration `description:"Informer resync period; 0 turns resyncs off." export:"true"`
+	SMIDiscoveryInterval time.Duration `description:"How often to check which SMI versions the apiserver serves. When that changes (SMI CRDs installed, upgraded or removed), the controller switches its SMI informers and rebuilds, without a restart. 0 checks only at start." export:"true"`
+	PatchDNS             bool          `description:"Patch the cluster DNS (CoreDNS in kube-system) with the mesh domain's rewrite rules while this replica leads, and repair them when something overwrites them." export:"true"`
+	ClusterDomain        string        `description:"The cluster's DNS domain, where --patch-dns sends the rewritten names." export:"true"`
+	KubeDNSStubIP        string        `description:"With --patch-dns on a kube-dns cluster: ClusterIP of the CoreDNS the mesh runs, which kube-dns forwards the mesh domains to." export:"true"`
+	GCPercent            int           `description:"Go GC target percentage (GOGC) of the controller process; lower keeps RSS nearer the live heap at some CPU cost; 0 keeps Go's default ($GOGC, else 100)." export:"true"`
+	TrimStartupPages     bool          `description:"Twenty seconds after start, ask the kernel to drop the executable's pages that start-up touched (client-go registers every API group's types at start); what the controller still runs is paged back in. See docs/controller.md." export:"true"`
+	Pprof                bool          `description:"Serve Go's runtime profiles (net/http/pprof) under /debug/pprof/ on the API port." export:"true"`
+	Dashboard            bool          `description:"Serve the read-only web dashboard at /dashboard/ on the API port (it lists proxy pods and Events, and scrapes the proxies' metrics)." export:"true"`
 }
 
 // DefaultConfig returns the defaults of every option.
 func DefaultConfig() Config {
 	return Config{
-		MeshNamespace: topology.DefaultMeshNamespace,
-		Domain:        topology.DefaultDomain,
-		DefaultMode:   string(annotations.TrafficHTTP),
-		APIPort:       9000,
-		ProxyHTTPPort: topology.DefaultProxyHTTPPort,
-		TCPPortRange:  portalloc.DefaultTCPRange.String(),
-		UDPPortRange:  portalloc.DefaultUDPRange.String(),
-		LeaderElect:   true,
-		LeaseName:     "nodemesh-controller",
-		LeaseDuration: 15 * time.Second,
-		RenewDeadline: 10 * time.Second,
-		RetryPeriod:   2 * time.Second,
-		ClusterDomain: dns.DefaultClusterDomain,
-		KubeQPS:       200,
-		KubeBurst:     400,
-		Workers:       8,
-		ResyncPeriod:  10 * time.Minute,
+		MeshNamespace:        topology.DefaultMeshNamespace,
+		Domain:               topology.DefaultDomain,
+		DefaultMode:          string(annotations.TrafficHTTP),
+		APIPort:              9000,
+		ProxyHTTPPort:        topology.DefaultProxyHTTPPort,
+		TCPPortRange:         portalloc.DefaultTCPRange.String(),
+		UDPPortRange:         portalloc.DefaultUDPRange.String(),
+		LeaderElect:          true,
+		LeaseName:            "nodemesh-controller",
+		LeaseDuration:        15 * time.Second,
+		RenewDeadline:        10 * time.Second,
+		RetryPeriod:          2 * time.Second,
+		ClusterDomain:        dns.DefaultClusterDomain,
+		KubeQPS:              200,
+		KubeBurst:            400,
+		Workers:              8,
+		ResyncPeriod:         10 * time.Minute,
+		SMIDiscoveryInterval: 30 * time.Second,
 		// Rebuilds allocate a full snapshot, topology and table encoding;
 		// with Go's default the heap doubles between collections. Rebuilds
 		// are bursty, so collecting twice as often costs little CPU.

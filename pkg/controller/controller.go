@@ -76,7 +76,6 @@ type Controller struct {
 
 	// Set by Run before the workers start.
 	src *sources
-	smi smidiscovery.Result
 
 	// The builders keep what a rebuild can reuse from the previous one; only
 	// the rebuild worker uses them.
@@ -90,7 +89,7 @@ type Controller struct {
 	leader   leaderState
 	topo     atomic.Pointer[topology.Topology]
 	synced   atomic.Bool
-	smiKnown atomic.Bool
+	smi      atomic.Pointer[smidiscovery.Result] // nil until the first discovery
 	addr     atomic.Pointer[net.TCPAddr]
 	listened chan struct{}
 
@@ -177,19 +176,23 @@ func (c *Controller) Run(ctx context.Context) error {
 		}
 	}()
 
-	if c.smi, err = c.discover(ctx); err != nil {
+	smi, err := c.discover(ctx)
+	if err != nil {
 		return nil // only a stop ends discovery early
 	}
-	c.smiKnown.Store(true)
-	klog.Info(c.smi.Summary())
-	c.metrics.setSMI(c.smi)
+	c.smi.Store(&smi)
+	klog.Info(smi.Summary())
+	c.metrics.setSMI(smi)
 
-	c.src = newSources(c.clients, c.cfg, c.smi, c.handler)
+	c.src = newSources(c.clients, c.cfg, smi, c.handler)
 	c.src.start(ctx.Done())
 	if !cache.WaitForNamedCacheSync("nodemesh-controller", ctx.Done(), c.src.synced...) {
 		return nil // stopped before the caches synced
 	}
 	c.synced.Store(true)
+	if c.cfg.SMIDiscoveryInterval > 0 {
+		go wait.UntilWithContext(ctx, c.rediscoverSMI, c.cfg.SMIDiscoveryInterval)
+	}
 
 	go wait.UntilWithContext(ctx, c.runRebuildWorker, time.Second)
 	c.rebuilds.Add(rebuildKey)
@@ -216,6 +219,42 @@ func (c *Controller) discover(ctx context.Context) (smidiscovery.Result, error) 
 		return true, nil
 	})
 	return res, err
+}
+
+// smiSyncTimeout bounds the wait for the caches of newly discovered SMI
+// kinds; past it the switch is retried at the next discovery.
+const smiSyncTimeout = time.Minute
+
+// rediscoverSMI runs SMI discovery again and, when the served versions
+// changed (CRDs installed, upgraded or removed since the last discovery),
+// switches the SMI informers to them and rebuilds, without a restart.
+// A failed discovery changes nothing: the next one retries.
+func (c *Controller) rediscoverSMI(ctx context.Context) {
+	res, err := smidiscovery.Discover(c.clients.kube.Discovery())
+	if err != nil {
+		klog.V(2).Infof("SMI discovery: %v (the next one retries)", err)
+		return
+	}
+	cur := c.smi.Load()
+	if cur != nil && sameSMI(*cur, res) {
+		return
+	}
+	klog.Infof("SMI discovery changed; switching its informers: %s", res.Summary())
+	if err := c.src.swapSMI(ctx, res, smiSyncTimeout); err != nil {
+		klog.Warningf("SMI discovery: %v; keeping %s (the next discovery retries)", err, cur.Summary())
+		return
+	}
+	c.smi.Store(&res)
+	c.metrics.setSMI(res)
+	klog.Info(res.Summary())
+	c.rebuilds.Add(rebuildKey)
+}
+
+// sameSMI reports whether a and b read the same SMI kinds at the same
+// versions.
+func sameSMI(a, b smidiscovery.Result) bool {
+	return a.Status == b.Status && a.HTTPRouteGroups == b.HTTPRouteGroups &&
+		a.TCPRoutes == b.TCPRoutes && a.UDPRoutes == b.UDPRoutes
 }
 
 // Addr returns the API's listen address once Run has bound it (useful with
@@ -317,7 +356,7 @@ func (c *Controller) runRebuildWorker(ctx context.Context) {
 // shadow differences to the writer and the object errors to the reporter.
 func (c *Controller) rebuild() error {
 	began := time.Now()
-	snap, err := c.src.snapshot(c.smi)
+	snap, err := c.src.snapshot()
 	if err != nil {
 		return fmt.Errorf("reading the informer caches: %w", err)
 	}

@@ -1,7 +1,9 @@
 package controller
 
 import (
+	"context"
 	"fmt"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -57,11 +59,15 @@ type sources struct {
 	shadows  listFunc[*corev1.Service]
 	// shadowLister gets one shadow Service for the shadow writers.
 	shadowLister corelisters.ServiceLister
-	splits       []listFunc[*splitv1alpha4.TrafficSplit] // converted from the discovered version
-	httpGroups   []listFunc[*specsv1alpha4.HTTPRouteGroup]
-	tcpRoutes    []listFunc[*specsv1alpha4.TCPRoute]
-	udpRoutes    []listFunc[*specsv1alpha4.UDPRoute]
-	targets      []listFunc[trafficTarget] // converted from the discovered version
+
+	// smi holds the informers of the SMI versions discovery found; when
+	// a later discovery finds others, swapSMI replaces them whole.
+	smi atomic.Pointer[smiSources]
+	// What swapSMI needs to make SMI informers as newSources did.
+	clients    clients
+	resync     time.Duration
+	namespaces []string
+	handler    func(kind string) cache.ResourceEventHandler
 
 	// gens counts, per kind, the events that can change a snapshot; last
 	// keeps the lists of the big kinds for the next snapshot (snapshot.go).
@@ -69,8 +75,44 @@ type sources struct {
 	last lastLists
 }
 
+// smiSources are the SMI informers and listers of one discovery result.
+type smiSources struct {
+	result    smidiscovery.Result
+	factories []starter
+	synced    []cache.InformerSynced
+	stop      chan struct{}
+	closeOnce sync.Once
+
+	splits     []listFunc[*splitv1alpha4.TrafficSplit] // converted from the discovered version
+	httpGroups []listFunc[*specsv1alpha4.HTTPRouteGroup]
+	tcpRoutes  []listFunc[*specsv1alpha4.TCPRoute]
+	udpRoutes  []listFunc[*specsv1alpha4.UDPRoute]
+	targets    []listFunc[trafficTarget] // converted from the discovered version
+}
+
+// smiKinds are the SMI kinds' names in handlers, metrics and generations.
+var smiKinds = []string{"TrafficSplit", "HTTPRouteGroup", "TCPRoute", "UDPRoute", "TrafficTarget"}
+
+// start runs m's informers until parent is closed or m is closed.
+func (m *smiSources) start(parent <-chan struct{}) {
+	go func() {
+		select {
+		case <-parent:
+			m.close()
+		case <-m.stop:
+		}
+	}()
+	for _, f := range m.factories {
+		f.Start(m.stop)
+	}
+}
+
+// close stops m's informers.
+func (m *smiSources) close() { m.closeOnce.Do(func() { close(m.stop) }) }
+
 // gen returns kind's event generation; newSources makes them all before
-// any informer runs, so the map is only read afterwards.
+// any informer runs (the SMI kinds' too, whichever are served), so the map
+// is only read afterwards.
 func (s *sources) gen(kind string) *atomic.Uint64 {
 	g := s.gens[kind]
 	if g == nil {
@@ -144,18 +186,14 @@ func converted[From, To any](l lister[From], convert func(From) To) listFunc[To]
 // newSources makes the informers, registers handler on each (under the
 // informer kind's name) and returns the listers. Nothing runs until start.
 func newSources(c clients, cfg Config, smi smidiscovery.Result, handler func(kind string) cache.ResourceEventHandler) *sources {
-	s := &sources{filter: newNamespaceFilter(cfg), gens: map[string]*atomic.Uint64{}}
+	s := &sources{filter: newNamespaceFilter(cfg), gens: map[string]*atomic.Uint64{},
+		clients: c, resync: cfg.ResyncPeriod, handler: handler}
+	for _, k := range smiKinds {
+		s.gen(k)
+	}
 	resync := cfg.ResyncPeriod
 	add := func(kind string, inf cache.SharedIndexInformer, userObjects bool) {
-		_ = inf.SetTransform(transform)
-		var h cache.ResourceEventHandler = counting{gen: s.gen(kind), next: handler(kind)}
-		if userObjects {
-			// A cluster-wide informer also sees ignored namespaces; their
-			// events must not cost a rebuild.
-			h = cache.FilteringResourceEventHandler{FilterFunc: s.inScope, Handler: h}
-		}
-		_, _ = inf.AddEventHandler(h)
-		s.synced = append(s.synced, inf.HasSynced)
+		s.synced = append(s.synced, s.register(kind, inf, userObjects))
 	}
 
 	for _, ns := range s.filter.informerNamespaces() {
@@ -169,8 +207,11 @@ func newSources(c clients, cfg Config, smi smidiscovery.Result, handler func(kin
 		s.slices = append(s.slices, listAll(es.Lister()))
 		s.pods = append(s.pods, listPods(pod.Informer())) // never pod.Lister(): see listPods
 		s.factories = append(s.factories, f)
-		s.addSMI(c, smi, ns, tweak, resync, add)
+		s.namespaces = append(s.namespaces, ns)
 	}
+	first := s.newSMISources(smi)
+	s.synced = append(s.synced, first.synced...)
+	s.smi.Store(first)
 
 	nodes := informers.NewSharedInformerFactory(c.kube, resync)
 	node := nodes.Core().V1().Nodes()
@@ -191,25 +232,53 @@ func newSources(c clients, cfg Config, smi smidiscovery.Result, handler func(kin
 	return s
 }
 
-// addSMI adds the informers of the discovered SMI versions in namespace ns.
-func (s *sources) addSMI(c clients, smi smidiscovery.Result, ns string, tweak func(*metav1.ListOptions), resync time.Duration, add func(string, cache.SharedIndexInformer, bool)) {
+// register sets the transform and the counted handler of one informer and
+// returns its HasSynced.
+func (s *sources) register(kind string, inf cache.SharedIndexInformer, userObjects bool) cache.InformerSynced {
+	_ = inf.SetTransform(transform)
+	var h cache.ResourceEventHandler = counting{gen: s.gen(kind), next: s.handler(kind)}
+	if userObjects {
+		// A cluster-wide informer also sees ignored namespaces; their
+		// events must not cost a rebuild.
+		h = cache.FilteringResourceEventHandler{FilterFunc: s.inScope, Handler: h}
+	}
+	_, _ = inf.AddEventHandler(h)
+	return inf.HasSynced
+}
+
+// newSMISources makes the informers of the SMI versions smi found, in every
+// informer namespace. Nothing runs until its start.
+func (s *sources) newSMISources(smi smidiscovery.Result) *smiSources {
+	m := &smiSources{result: smi, stop: make(chan struct{})}
+	for _, ns := range s.namespaces {
+		m.add(s, smi, ns, s.filter.listOptions(ns))
+	}
+	return m
+}
+
+// add adds the informers of the SMI versions smi found in namespace ns.
+func (m *smiSources) add(s *sources, smi smidiscovery.Result, ns string, tweak func(*metav1.ListOptions)) {
+	c, resync := s.clients, s.resync
+	add := func(kind string, inf cache.SharedIndexInformer, userObjects bool) {
+		m.synced = append(m.synced, s.register(kind, inf, userObjects))
+	}
 	if v := smi.Status.Split; v != "" {
 		f := splitinformers.NewSharedInformerFactoryWithOptions(c.split, resync, splitinformers.WithNamespace(ns), splitinformers.WithTweakListOptions(tweak))
 		switch v {
 		case "v1alpha4":
 			i := f.Split().V1alpha4().TrafficSplits()
 			add("TrafficSplit", i.Informer(), true)
-			s.splits = append(s.splits, listAll(i.Lister()))
+			m.splits = append(m.splits, listAll(i.Lister()))
 		case "v1alpha3":
 			i := f.Split().V1alpha3().TrafficSplits()
 			add("TrafficSplit", i.Informer(), true)
-			s.splits = append(s.splits, converted(i.Lister(), splitFromV1alpha3))
+			m.splits = append(m.splits, converted(i.Lister(), splitFromV1alpha3))
 		case "v1alpha2":
 			i := f.Split().V1alpha2().TrafficSplits()
 			add("TrafficSplit", i.Informer(), true)
-			s.splits = append(s.splits, converted(i.Lister(), splitFromV1alpha2))
+			m.splits = append(m.splits, converted(i.Lister(), splitFromV1alpha2))
 		}
-		s.factories = append(s.factories, f)
+		m.factories = append(m.factories, f)
 	}
 	if smi.Status.Specs == "v1alpha4" {
 		f := specsinformers.NewSharedInformerFactoryWithOptions(c.specs, resync, specsinformers.WithNamespace(ns), specsinformers.WithTweakListOptions(tweak))
@@ -217,19 +286,19 @@ func (s *sources) addSMI(c clients, smi smidiscovery.Result, ns string, tweak fu
 		if smi.HTTPRouteGroups {
 			i := v.HTTPRouteGroups()
 			add("HTTPRouteGroup", i.Informer(), true)
-			s.httpGroups = append(s.httpGroups, listAll(i.Lister()))
+			m.httpGroups = append(m.httpGroups, listAll(i.Lister()))
 		}
 		if smi.TCPRoutes {
 			i := v.TCPRoutes()
 			add("TCPRoute", i.Informer(), true)
-			s.tcpRoutes = append(s.tcpRoutes, listAll(i.Lister()))
+			m.tcpRoutes = append(m.tcpRoutes, listAll(i.Lister()))
 		}
 		if smi.UDPRoutes {
 			i := v.UDPRoutes()
 			add("UDPRoute", i.Informer(), true)
-			s.udpRoutes = append(s.udpRoutes, listAll(i.Lister()))
+			m.udpRoutes = append(m.udpRoutes, listAll(i.Lister()))
 		}
-		s.factories = append(s.factories, f)
+		m.factories = append(m.factories, f)
 	}
 	if v := smi.Status.Access; v != "" {
 		f := accessinformers.NewSharedInformerFactoryWithOptions(c.access, resync, accessinformers.WithNamespace(ns), accessinformers.WithTweakListOptions(tweak))
@@ -237,13 +306,13 @@ func (s *sources) addSMI(c clients, smi smidiscovery.Result, ns string, tweak fu
 		case "v1alpha2":
 			i := f.Access().V1alpha2().TrafficTargets()
 			add("TrafficTarget", i.Informer(), true)
-			s.targets = append(s.targets, converted(i.Lister(), targetFromV1alpha2))
+			m.targets = append(m.targets, converted(i.Lister(), targetFromV1alpha2))
 		case "v1alpha3":
 			i := f.Access().V1alpha3().TrafficTargets()
 			add("TrafficTarget", i.Informer(), true)
-			s.targets = append(s.targets, converted(i.Lister(), func(o *accessv1alpha3.TrafficTarget) trafficTarget { return trafficTarget{TrafficTarget: o} }))
+			m.targets = append(m.targets, converted(i.Lister(), func(o *accessv1alpha3.TrafficTarget) trafficTarget { return trafficTarget{TrafficTarget: o} }))
 		}
-		s.factories = append(s.factories, f)
+		m.factories = append(m.factories, f)
 	}
 }
 
@@ -252,6 +321,24 @@ func (s *sources) start(stop <-chan struct{}) {
 	for _, f := range s.factories {
 		f.Start(stop)
 	}
+	s.smi.Load().start(stop)
+}
+
+// swapSMI starts the informers of a new SMI discovery result, waits for
+// their caches (at most timeout) and then makes them the ones snapshots
+// read, stopping the previous ones. If the caches do not sync, the new
+// informers are stopped and the previous ones kept.
+func (s *sources) swapSMI(ctx context.Context, smi smidiscovery.Result, timeout time.Duration) error {
+	next := s.newSMISources(smi)
+	next.start(ctx.Done())
+	wait, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if !cache.WaitForCacheSync(wait.Done(), next.synced...) {
+		next.close()
+		return fmt.Errorf("the caches of %s did not sync within %s", smi.Summary(), timeout)
+	}
+	s.smi.Swap(next).close()
+	return nil
 }
 
 // inScope is the event filter of user objects.

@@ -100,9 +100,12 @@ func benchRebuild(b *testing.B, n int) {
 	// The splits are served from a list of our own (smi-sdk-go's fake
 	// clientset cannot feed an informer), which an edit changes as an
 	// informer does: the edited split becomes a new object.
-	c.smi = smidiscovery.Result{Status: snapshot.SMIStatus{Split: "v1alpha4"}}
 	splits := benchSplits(n)
-	c.src.splits = []listFunc[*splitv1alpha4.TrafficSplit]{func() ([]*splitv1alpha4.TrafficSplit, error) { return slices.Clone(splits), nil }}
+	c.src.smi.Store(&smiSources{
+		result: smidiscovery.Result{Status: snapshot.SMIStatus{Split: "v1alpha4"}},
+		stop:   make(chan struct{}),
+		splits: []listFunc[*splitv1alpha4.TrafficSplit]{func() ([]*splitv1alpha4.TrafficSplit, error) { return slices.Clone(splits), nil }},
+	})
 	w := newShadowWriter(c)
 	c.writer.Store(w)
 	defer w.bulk.ShutDown()

@@ -10,7 +10,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 
-	"github.com/nodemesh/nodemesh/pkg/smidiscovery"
 	"github.com/nodemesh/nodemesh/pkg/snapshot"
 )
 
@@ -23,10 +22,13 @@ import (
 // after an event of their kind: a weight edit then lists none of them, and
 // the topology builder, given the very same lists, reuses what it derived
 // from them. Snapshots therefore share these lists, which nothing modifies.
-// snapshot is called by one goroutine at a time (the rebuild worker).
-func (s *sources) snapshot(smi smidiscovery.Result) (*snapshot.Snapshot, error) {
+// snapshot is called by one goroutine at a time (the rebuild worker). The
+// SMI kinds come from the SMI informers current when it starts, and the
+// snapshot's SMI status is theirs.
+func (s *sources) snapshot() (*snapshot.Snapshot, error) {
 	var errs []error
-	snap := &snapshot.Snapshot{SMI: smi.Status}
+	smi := s.smi.Load()
+	snap := &snapshot.Snapshot{SMI: smi.result.Status}
 	snap.Services = s.last.services.get(s.gen("Service"), &errs, func(errs *[]error) []*corev1.Service {
 		return gather(s, s.services, errs)
 	})
@@ -39,11 +41,11 @@ func (s *sources) snapshot(smi smidiscovery.Result) (*snapshot.Snapshot, error) 
 		// list is new, so it is filtered in place.
 		return slices.DeleteFunc(pods, func(p *snapshot.Pod) bool { return len(p.IPs) == 0 })
 	})
-	snap.TrafficSplits = gather(s, s.splits, &errs)
-	snap.HTTPRouteGroups = gather(s, s.httpGroups, &errs)
-	snap.TCPRoutes = gather(s, s.tcpRoutes, &errs)
-	snap.UDPRoutes = gather(s, s.udpRoutes, &errs)
-	for _, tt := range gather(s, s.targets, &errs) {
+	snap.TrafficSplits = gather(s, smi.splits, &errs)
+	snap.HTTPRouteGroups = gather(s, smi.httpGroups, &errs)
+	snap.TCPRoutes = gather(s, smi.tcpRoutes, &errs)
+	snap.UDPRoutes = gather(s, smi.udpRoutes, &errs)
+	for _, tt := range gather(s, smi.targets, &errs) {
 		snap.TrafficTargets = append(snap.TrafficTargets, tt.TrafficTarget)
 		if tt.port != 0 {
 			if snap.TrafficTargetPorts == nil {

@@ -38,7 +38,7 @@ func TestSnapshotKeepsListsUntilAnEvent(t *testing.T) {
 	}
 	snap := func() []*corev1.Service {
 		t.Helper()
-		s, err := src.snapshot(smidiscovery.Result{})
+		s, err := src.snapshot()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -56,7 +56,7 @@ func TestPodInformerServesCompactPods(t *testing.T) {
 		t.Fatal("caches did not sync")
 	}
 
-	snap, err := src.snapshot(smidiscovery.Result{})
+	snap, err := src.snapshot()
 	if err != nil {
 		t.Fatal(err)
 	}
