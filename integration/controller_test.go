@@ -16,6 +16,7 @@ import (
 
 	"github.com/nodemesh/nodemesh/integration/harness"
 	"github.com/nodemesh/nodemesh/pkg/controller"
+	"github.com/nodemesh/nodemesh/pkg/shadow"
 )
 
 // TestControllerShadowServices: a user creates HTTP, TCP, UDP and
@@ -63,6 +64,25 @@ func TestControllerShadowServices(t *testing.T) {
 	}
 	if s := shadowOf(t, c, "external--shop"); s != nil {
 		t.Errorf("an ExternalName service got a shadow: %v", s.Spec.Ports)
+	}
+
+	t.Log("a shadow's ClusterIP is the one the controller chose for its name, and comes back when the shadow is deleted")
+	picker, err := shadow.NewIPPicker(harness.ServiceCIDR)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := web.Spec.ClusterIP, picker.Pick("web--shop", 0).String(); got != want {
+		t.Errorf("web--shop ClusterIP %s, want %s", got, want)
+	}
+	if err := c.Client().CoreV1().Services("nodemesh").Delete(t.Context(), "db--shop", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUntil(t, settle, "the deleted shadow made again", func() bool {
+		s := shadowOf(t, c, "db--shop")
+		return s != nil && s.UID != db.UID
+	})
+	if got := shadowOf(t, c, "db--shop").Spec.ClusterIP; got != db.Spec.ClusterIP {
+		t.Errorf("db--shop made again with ClusterIP %s, was %s", got, db.Spec.ClusterIP)
 	}
 
 	t.Log("the ExternalName Service is reported, once, as an Event and in the status API")

@@ -247,6 +247,7 @@ func checkRBAC(t *testing.T, c *harness.Cluster) {
 		{ctrlSA, "update deployments.apps/coredns -n kube-system", true},
 		{ctrlSA, "list deployments.apps -n kube-system", true},
 		{ctrlSA, "create configmaps -n kube-system", true},
+		{ctrlSA, "get servicecidrs.networking.k8s.io/kubernetes", true}, // --choose-cluster-ips
 		// ... and nothing beyond.
 		{ctrlSA, "create services -n default", false},
 		{ctrlSA, "delete services -n default", false},
@@ -261,6 +262,8 @@ func checkRBAC(t *testing.T, c *harness.Cluster) {
 		{ctrlSA, "delete events -n default", false},
 		{ctrlSA, "get services -n default", false},
 		{ctrlSA, "patch services -n nodemesh", false},
+		{ctrlSA, "list servicecidrs.networking.k8s.io", false},
+		{ctrlSA, "get ipaddresses.networking.k8s.io/10.96.0.1", false},
 		{proxySA, "list services -A", false},
 		{proxySA, "get pods -n nodemesh", false},
 		{proxySA, "get configmaps -n nodemesh", false},

@@ -47,6 +47,7 @@ type Config struct {
 	KubeBurst            int           `description:"Request burst to the apiserver." export:"true"`
 	Workers              int           `description:"Shadow service writers working in parallel." export:"true"`
 	ResyncPeriod         time.Duration `description:"Informer resync period; 0 turns resyncs off." export:"true"`
+	ChooseClusterIPs     bool          `description:"Choose each new shadow Service's ClusterIP (a hash of its name within the cluster's Service CIDR) instead of letting the apiserver allocate one: the apiserver allocates dynamic ClusterIPs one at a time, and named ones in parallel. Needs get on the ServiceCIDR \"kubernetes\" (Kubernetes 1.33+); without it, dynamic." export:"true"`
 	SMIDiscoveryInterval time.Duration `description:"How often to check which SMI versions the apiserver serves. When that changes (SMI CRDs installed, upgraded or removed), the controller switches its SMI informers and rebuilds, without a restart. 0 checks only at start." export:"true"`
 	PatchDNS             bool          `description:"Patch the cluster DNS (CoreDNS in kube-system) with the mesh domain's rewrite rules while this replica leads, and repair them when something overwrites them." export:"true"`
 	ClusterDomain        string        `description:"The cluster's DNS domain, where --patch-dns sends the rewritten names." export:"true"`
@@ -78,6 +79,7 @@ func DefaultConfig() Config {
 		Workers:              8,
 		ResyncPeriod:         10 * time.Minute,
 		SMIDiscoveryInterval: 30 * time.Second,
+		ChooseClusterIPs:     true,
 		// Rebuilds allocate a full snapshot, topology and table encoding;
 		// with Go's default the heap doubles between collections. Rebuilds
 		// are bursty, so collecting twice as often costs little CPU.

@@ -87,6 +87,15 @@ func (c *Controller) campaign(ctx context.Context) {
 func (c *Controller) lead(ctx context.Context) {
 	c.leader.set(func(l *leaderState) { l.leading = true })
 	w := newShadowWriter(c)
+	if c.cfg.ChooseClusterIPs {
+		ips, err := servicePicker(ctx, c.clients.kube)
+		if err != nil {
+			klog.Infof("shadow services: the apiserver allocates their ClusterIPs (the Service CIDR is unknown: %v)", err)
+		} else {
+			klog.Infof("shadow services: ClusterIPs chosen in %s", ips.Prefix())
+		}
+		w.ips = ips
+	}
 	w.run(ctx, c.cfg.Workers)
 	c.events.reset()
 	c.writer.Store(w)

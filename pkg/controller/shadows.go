@@ -2,8 +2,10 @@ package controller
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -87,6 +89,9 @@ type shadowWriter struct {
 	kube   kubernetes.Interface
 	lister corelisters.ServiceLister
 	ns     string
+	// ips chooses a new shadow's ClusterIP (shadow.IPPicker); nil: the
+	// apiserver allocates it.
+	ips *shadow.IPPicker
 
 	// Two lanes (see freshLimit), each with its own workers; the client's
 	// rate limiter is shared, so the lanes add no load.
@@ -299,8 +304,7 @@ func (w *shadowWriter) sync(ctx context.Context, name string) error {
 	case desired == nil:
 		return nil
 	case actual == nil:
-		_, err := w.kube.CoreV1().Services(w.ns).Create(ctx, desired, metav1.CreateOptions{FieldManager: fieldManager})
-		w.c.metrics.wrote("create")
+		err := w.create(ctx, desired)
 		if apierrors.IsAlreadyExists(err) {
 			return w.adopt(ctx, desired)
 		}
@@ -312,6 +316,68 @@ func (w *shadowWriter) sync(ctx context.Context, name string) error {
 	}
 	return nil
 }
+
+// ipAttempts is how many chosen ClusterIPs a create tries before it lets
+// the apiserver allocate one.
+const ipAttempts = 3
+
+// create creates the shadow desired. With a picker, it names the ClusterIP
+// (the picker's first address for the name, then the next attempts' if the
+// address is taken), else the apiserver allocates one.
+func (w *shadowWriter) create(ctx context.Context, desired *corev1.Service) error {
+	if w.ips != nil {
+		svc := desired.DeepCopy()
+		for attempt := range ipAttempts {
+			ip := w.ips.Pick(desired.Name, attempt).String()
+			svc.Spec.ClusterIP, svc.Spec.ClusterIPs = ip, []string{ip}
+			_, err := w.kube.CoreV1().Services(w.ns).Create(ctx, svc, metav1.CreateOptions{FieldManager: fieldManager})
+			w.c.metrics.wrote("create")
+			if !clusterIPRejected(err) {
+				return err
+			}
+			klog.V(2).Infof("shadow %s: ClusterIP %s: %v", desired.Name, ip, err)
+		}
+	}
+	_, err := w.kube.CoreV1().Services(w.ns).Create(ctx, desired, metav1.CreateOptions{FieldManager: fieldManager})
+	w.c.metrics.wrote("create")
+	return err
+}
+
+// clusterIPRejected reports whether a create failed on the ClusterIP it
+// named: taken, or outside the Service CIDR.
+func clusterIPRejected(err error) bool {
+	var status apierrors.APIStatus
+	if !apierrors.IsInvalid(err) || !errors.As(err, &status) || status.Status().Details == nil {
+		return false
+	}
+	for _, c := range status.Status().Details.Causes {
+		if c.Field == "spec.clusterIP" || c.Field == "spec.clusterIPs" || strings.HasPrefix(c.Field, "spec.clusterIPs[") {
+			return true
+		}
+	}
+	return false
+}
+
+// servicePicker returns the ClusterIP picker of the cluster's default
+// Service CIDR (the ServiceCIDR object "kubernetes", from kube-apiserver's
+// --service-cluster-ip-range, GA in Kubernetes 1.33), or nil and why not:
+// then shadows take dynamic ClusterIPs, as they did before.
+func servicePicker(ctx context.Context, kube kubernetes.Interface) (*shadow.IPPicker, error) {
+	sc, err := kube.NetworkingV1().ServiceCIDRs().Get(ctx, defaultServiceCIDR, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
+	}
+	if len(sc.Spec.CIDRs) == 0 {
+		return nil, fmt.Errorf("ServiceCIDR %s lists no CIDR", defaultServiceCIDR)
+	}
+	// The first is the primary family's, which a single-stack Service
+	// such as a shadow gets.
+	return shadow.NewIPPicker(sc.Spec.CIDRs[0])
+}
+
+// defaultServiceCIDR names the ServiceCIDR kube-apiserver makes from its
+// flags.
+const defaultServiceCIDR = "kubernetes"
 
 // adopt handles a create that found the name taken although the lister had
 // no such shadow: either the lister lags behind our own create, or a Service
