@@ -365,7 +365,7 @@ func (c *Controller) rebuild() error {
 	version := c.server.Publish(tbl)
 	c.topo.Store(topo)
 	took := time.Since(began)
-	c.shadowKicks.follow(took)
+	c.shadowKicks.follow(took, c.shadowBacklog() > 0)
 	c.metrics.observeBuild(took, version, len(topo.Errors))
 	klog.V(2).Infof("built table version %d: %d services, %d object errors, in %s", version, len(topo.Services), len(topo.Errors), took)
 

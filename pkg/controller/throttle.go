@@ -37,19 +37,32 @@ func newThrottle(floor, ceiling time.Duration) *throttle {
 
 // rebuildShare is the share of the rebuild worker's time that rebuilds
 // asked for by shadow events may take: follow sets the interval to
-// 1/rebuildShare times a rebuild's duration.
-const rebuildShare = 4
+// rebuildShare times a rebuild's duration. While shadow writes are pending
+// (a cold start's backlog) it is backlogRebuildShare: those events are the
+// echoes of the controller's own writes, the shadows the fresh lane writes
+// for Services just created rebuild at once whatever the interval
+// (Controller.shadowDelay), and on a control plane that shares its cores
+// with the controller, the CPU the rebuilds and their garbage take is CPU
+// the apiserver lacks to create the rest.
+const (
+	rebuildShare        = 4
+	backlogRebuildShare = 10
+)
 
 // follow sets the interval from the duration of the latest rebuild: four
-// times it, within [floor, ceiling]. A rebuild costs 2 ms at 100 services and
+// times it (ten while shadow writes are pending), within [floor, ceiling]. A rebuild costs 2 ms at 100 services and
 // 50 ms at 3,000 under load; a fixed interval long enough for the largest
 // mesh made a small one wait for nothing, and made a new Service of any
 // mesh wait up to that interval for its shadow's ClusterIP when another
 // shadow had been written shortly before.
-func (t *throttle) follow(rebuild time.Duration) {
+func (t *throttle) follow(rebuild time.Duration, backlog bool) {
+	share := time.Duration(rebuildShare)
+	if backlog {
+		share = backlogRebuildShare
+	}
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.interval = min(max(rebuildShare*rebuild, t.floor), t.ceiling)
+	t.interval = min(max(share*rebuild, t.floor), t.ceiling)
 }
 
 // delay returns how long the rebuild an event asks for waits: zero when no

@@ -38,25 +38,32 @@ func TestThrottle(t *testing.T) {
 	}
 }
 
-// TestThrottleFollowsRebuilds: the interval is four rebuilds long, within
-// its bounds.
+// TestThrottleFollowsRebuilds: the interval is four rebuilds long (ten
+// while shadow writes are pending), within its bounds.
 func TestThrottleFollowsRebuilds(t *testing.T) {
 	th := newThrottle(25*time.Millisecond, 500*time.Millisecond)
 	now := time.Unix(1000, 0)
 	th.now = func() time.Time { return now }
-	for _, tt := range []struct{ rebuild, want time.Duration }{
-		{2 * time.Millisecond, 25 * time.Millisecond},    // small mesh: the floor
-		{20 * time.Millisecond, 80 * time.Millisecond},   // four rebuilds
-		{300 * time.Millisecond, 500 * time.Millisecond}, // large mesh: the ceiling
+	for _, tt := range []struct {
+		rebuild time.Duration
+		backlog bool
+		want    time.Duration
+	}{
+		{2 * time.Millisecond, false, 25 * time.Millisecond},    // small mesh: the floor
+		{20 * time.Millisecond, false, 80 * time.Millisecond},   // four rebuilds
+		{20 * time.Millisecond, true, 200 * time.Millisecond},   // ten, during a backlog
+		{2 * time.Millisecond, true, 25 * time.Millisecond},     // the floor still
+		{300 * time.Millisecond, false, 500 * time.Millisecond}, // large mesh: the ceiling
+		{300 * time.Millisecond, true, 500 * time.Millisecond},
 	} {
-		th.follow(tt.rebuild)
+		th.follow(tt.rebuild, tt.backlog)
 		now = now.Add(time.Hour) // quiet: the next event rebuilds at once
 		if d := th.delay(); d != 0 {
 			t.Fatalf("after a quiet hour: delay %s", d)
 		}
 		now = now.Add(time.Millisecond)
 		if got := th.delay(); got != tt.want-time.Millisecond {
-			t.Errorf("rebuild of %s: an event 1 ms after a rebuild waits %s, want %s", tt.rebuild, got, tt.want-time.Millisecond)
+			t.Errorf("rebuild of %s (backlog %v): an event 1 ms after a rebuild waits %s, want %s", tt.rebuild, tt.backlog, got, tt.want-time.Millisecond)
 		}
 	}
 }
