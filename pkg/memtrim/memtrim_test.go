@@ -37,9 +37,9 @@ func TestExecutableRegions(t *testing.T) {
 	}
 }
 
-// exeResidentKB sums the resident size of the executable's read-only
-// mappings from /proc/self/smaps.
-func exeResidentKB(t *testing.T) int {
+// exeSmaps returns the lines starting with prefix ("Rss:", "VmFlags:") of
+// the executable's read-only mappings in /proc/self/smaps.
+func exeSmaps(t *testing.T, prefix string) []string {
 	t.Helper()
 	exe, err := os.Readlink("/proc/self/exe")
 	if err != nil {
@@ -50,7 +50,8 @@ func exeResidentKB(t *testing.T) int {
 		t.Fatal(err)
 	}
 	defer f.Close()
-	total, in := 0, false
+	var out []string
+	in := false
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
 		l := sc.Text()
@@ -59,10 +60,20 @@ func exeResidentKB(t *testing.T) int {
 			in = strings.Join(fields[5:], " ") == exe && !strings.Contains(fields[1], "w")
 			continue
 		}
-		if in && strings.HasPrefix(l, "Rss:") {
-			kb, _ := strconv.Atoi(fields[1])
-			total += kb
+		if in && strings.HasPrefix(l, prefix) {
+			out = append(out, l)
 		}
+	}
+	return out
+}
+
+// exeResidentKB sums the resident size of the executable's read-only
+// mappings.
+func exeResidentKB(t *testing.T) int {
+	total := 0
+	for _, l := range exeSmaps(t, "Rss:") {
+		kb, _ := strconv.Atoi(strings.Fields(l)[1])
+		total += kb
 	}
 	return total
 }
@@ -85,33 +96,6 @@ func TestExecutableDropsPages(t *testing.T) {
 	}
 }
 
-// exeVmFlags returns the VmFlags line of each read-only mapping of the
-// executable, from /proc/self/smaps.
-func exeVmFlags(t *testing.T) []string {
-	t.Helper()
-	exe, err := os.Readlink("/proc/self/exe")
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := os.ReadFile("/proc/self/smaps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []string
-	in := false
-	for _, l := range strings.Split(string(b), "\n") {
-		fields := strings.Fields(l)
-		if len(fields) >= 6 && strings.Contains(fields[0], "-") && len(fields[1]) == 4 {
-			in = strings.Join(fields[5:], " ") == exe && !strings.Contains(fields[1], "w")
-			continue
-		}
-		if in && strings.HasPrefix(l, "VmFlags:") {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
 func TestExecutableAdvisesRandomAccess(t *testing.T) {
 	if runtime.GOOS != "linux" {
 		t.Skip("Linux only")
@@ -119,7 +103,7 @@ func TestExecutableAdvisesRandomAccess(t *testing.T) {
 	if _, err := Executable(); err != nil {
 		t.Fatalf("Executable: %v", err)
 	}
-	flags := exeVmFlags(t)
+	flags := exeSmaps(t, "VmFlags:")
 	if len(flags) == 0 {
 		t.Fatal("no VmFlags for the executable's mappings in /proc/self/smaps")
 	}
