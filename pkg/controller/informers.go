@@ -64,10 +64,9 @@ type sources struct {
 	// a later discovery finds others, swapSMI replaces them whole.
 	smi atomic.Pointer[smiSources]
 	// What swapSMI needs to make SMI informers as newSources did.
-	clients    clients
-	resync     time.Duration
-	namespaces []string
-	handler    func(kind string) cache.ResourceEventHandler
+	clients clients
+	resync  time.Duration
+	handler func(kind string) cache.ResourceEventHandler
 
 	// gens counts, per kind, the events that can change a snapshot; last
 	// keeps the lists of the big kinds for the next snapshot (snapshot.go).
@@ -191,7 +190,7 @@ func newSources(c clients, cfg Config, smi smidiscovery.Result, handler func(kin
 	for _, k := range smiKinds {
 		s.gen(k)
 	}
-	resync := cfg.ResyncPeriod
+	resync := s.resync
 	add := func(kind string, inf cache.SharedIndexInformer, userObjects bool) {
 		s.synced = append(s.synced, s.register(kind, inf, userObjects))
 	}
@@ -207,7 +206,6 @@ func newSources(c clients, cfg Config, smi smidiscovery.Result, handler func(kin
 		s.slices = append(s.slices, listAll(es.Lister()))
 		s.pods = append(s.pods, listPods(pod.Informer())) // never pod.Lister(): see listPods
 		s.factories = append(s.factories, f)
-		s.namespaces = append(s.namespaces, ns)
 	}
 	first := s.newSMISources(smi)
 	s.synced = append(s.synced, first.synced...)
@@ -250,15 +248,15 @@ func (s *sources) register(kind string, inf cache.SharedIndexInformer, userObjec
 // informer namespace. Nothing runs until its start.
 func (s *sources) newSMISources(smi smidiscovery.Result) *smiSources {
 	m := &smiSources{result: smi, stop: make(chan struct{})}
-	for _, ns := range s.namespaces {
-		m.add(s, smi, ns, s.filter.listOptions(ns))
+	for _, ns := range s.filter.informerNamespaces() {
+		m.add(s, ns)
 	}
 	return m
 }
 
-// add adds the informers of the SMI versions smi found in namespace ns.
-func (m *smiSources) add(s *sources, smi smidiscovery.Result, ns string, tweak func(*metav1.ListOptions)) {
-	c, resync := s.clients, s.resync
+// add adds the informers of the SMI versions m.result found in namespace ns.
+func (m *smiSources) add(s *sources, ns string) {
+	c, resync, smi, tweak := s.clients, s.resync, m.result, s.filter.listOptions(ns)
 	add := func(kind string, inf cache.SharedIndexInformer, userObjects bool) {
 		m.synced = append(m.synced, s.register(kind, inf, userObjects))
 	}
