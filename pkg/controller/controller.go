@@ -225,6 +225,10 @@ func (c *Controller) discover(ctx context.Context) (smidiscovery.Result, error) 
 // kinds; past it the switch is retried at the next discovery.
 const smiSyncTimeout = time.Minute
 
+// errSMIMovedOn abandons a switch whose discovery result is no longer what
+// the apiserver serves.
+var errSMIMovedOn = errors.New("SMI discovery changed again while they synced")
+
 // rediscoverSMI runs SMI discovery again and, when the served versions
 // changed (CRDs installed, upgraded or removed since the last discovery),
 // switches the SMI informers to them and rebuilds, without a restart.
@@ -240,7 +244,31 @@ func (c *Controller) rediscoverSMI(ctx context.Context) {
 		return
 	}
 	klog.Infof("SMI discovery changed; switching its informers: %s", res.Summary())
-	if err := c.src.swapSMI(ctx, res, smiSyncTimeout); err != nil {
+	// The wait for the new caches ends at the timeout, or as soon as
+	// discovery finds yet another result: CRDs are installed and deleted
+	// one at a time, and a kind whose CRD is going away may still be in
+	// discovery while its list already fails, so its cache never syncs.
+	// Waiting the whole timeout would hide every later change.
+	moved, abandon := context.WithCancelCause(ctx)
+	defer abandon(nil)
+	wait, cancel := context.WithTimeoutCause(moved, smiSyncTimeout, fmt.Errorf("not within %s", smiSyncTimeout))
+	defer cancel()
+	go func() {
+		t := time.NewTicker(c.cfg.SMIDiscoveryInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-wait.Done():
+				return
+			case <-t.C:
+				if now, err := smidiscovery.Discover(c.clients.kube.Discovery()); err == nil && !sameSMI(now, res) {
+					abandon(errSMIMovedOn)
+					return
+				}
+			}
+		}
+	}()
+	if err := c.src.swapSMI(ctx, wait, res); err != nil {
 		klog.Warningf("SMI discovery: %v; keeping %s (the next discovery retries)", err, cur.Summary())
 		return
 	}

@@ -322,18 +322,16 @@ func (s *sources) start(stop <-chan struct{}) {
 	s.smi.Load().start(stop)
 }
 
-// swapSMI starts the informers of a new SMI discovery result, waits for
-// their caches (at most timeout) and then makes them the ones snapshots
-// read, stopping the previous ones. If the caches do not sync, the new
-// informers are stopped and the previous ones kept.
-func (s *sources) swapSMI(ctx context.Context, smi smidiscovery.Result, timeout time.Duration) error {
+// swapSMI starts the informers of a new SMI discovery result, to run until
+// run ends, waits for their caches until wait ends, and then makes them the
+// ones snapshots read, stopping the previous ones. If the caches do not
+// sync in time, the new informers are stopped and the previous ones kept.
+func (s *sources) swapSMI(run, wait context.Context, smi smidiscovery.Result) error {
 	next := s.newSMISources(smi)
-	next.start(ctx.Done())
-	wait, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
+	next.start(run.Done())
 	if !cache.WaitForCacheSync(wait.Done(), next.synced...) {
 		next.close()
-		return fmt.Errorf("the caches of %s did not sync within %s", smi.Summary(), timeout)
+		return fmt.Errorf("the caches of %s did not sync: %w", smi.Summary(), context.Cause(wait))
 	}
 	s.smi.Swap(next).close()
 	return nil
