@@ -100,7 +100,10 @@ type shadowWriter struct {
 
 	mu      sync.Mutex
 	pending map[string]bool // enqueued in a lane and not yet written
-	started bool            // a first diff was enqueued (it goes to bulk)
+	// writing holds the names a worker is syncing; again, those among
+	// them that a diff found different while they were (see requeue).
+	writing, again map[string]bool
+	started        bool // a first diff was enqueued (it goes to bulk)
 	// awaited holds the names enqueued in the fresh lane, with when: a
 	// Service someone just created waits for its shadow's ClusterIP, so
 	// the event of that shadow rebuilds at once instead of being spaced
@@ -122,7 +125,7 @@ func newShadowWriter(c *Controller) *shadowWriter {
 	return &shadowWriter{
 		c: c, kube: c.clients.kube, lister: c.src.shadowLister, ns: c.cfg.MeshNamespace,
 		bulk: q("nodemesh-shadows-bulk"), fresh: q("nodemesh-shadows-fresh"),
-		pending: map[string]bool{},
+		pending: map[string]bool{}, writing: map[string]bool{}, again: map[string]bool{},
 	}
 }
 
@@ -184,9 +187,14 @@ func (w *shadowWriter) enqueueDiff(d *desiredState, actual []*corev1.Service) {
 	defer w.mu.Unlock()
 	fresh := diffs[:0]
 	for _, name := range diffs {
-		if !w.pending[name] {
+		switch {
+		case !w.pending[name]:
 			w.pending[name] = true
 			fresh = append(fresh, name)
+		case w.writing[name]:
+			// Its worker may have read the lister before this change;
+			// it syncs the name once more when done.
+			w.again[name] = true
 		}
 	}
 	w.diffedGen = d.gen
@@ -263,10 +271,13 @@ func (w *shadowWriter) processNext(ctx context.Context, q workqueue.TypedRateLim
 	} else {
 		w.yieldToFresh(ctx)
 	}
-	if err := w.sync(ctx, name); err != nil {
-		utilruntime.HandleError(fmt.Errorf("shadow service %s/%s: %w", w.ns, name, err))
-		if ctx.Err() == nil {
-			q.AddRateLimited(name)
+	w.mu.Lock()
+	w.writing[name] = true
+	w.mu.Unlock()
+	err := w.sync(ctx, name)
+	if w.requeue(ctx, q, name, err == nil) {
+		if err != nil {
+			utilruntime.HandleError(fmt.Errorf("shadow service %s/%s: %w", w.ns, name, err))
 		}
 		return true
 	}
@@ -277,6 +288,32 @@ func (w *shadowWriter) processNext(ctx context.Context, q workqueue.TypedRateLim
 	w.mu.Unlock()
 	if drained {
 		klog.Infof("shadow services: every write done (%v writes so far)", w.c.metrics.writesTotal.Load())
+	}
+	return true
+}
+
+// requeue ends a worker's sync of name and reports whether the name goes
+// back to q: after a failed sync (rate limited), or when a diff found it
+// different during the sync, which may have read the lister before that
+// change. q still holds name as in progress, so Add makes the workqueue
+// hand it out again once the worker is done with it. Without this, a
+// shadow deleted while its worker synced it stayed deleted: the diff that
+// saw the deletion skipped the name as already pending.
+func (w *shadowWriter) requeue(ctx context.Context, q workqueue.TypedRateLimitingInterface[string], name string, ok bool) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	again := w.again[name]
+	delete(w.writing, name)
+	delete(w.again, name)
+	switch {
+	case !ok:
+		if ctx.Err() == nil {
+			q.AddRateLimited(name)
+		}
+	case again:
+		q.Add(name)
+	default:
+		return false
 	}
 	return true
 }

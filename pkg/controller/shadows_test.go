@@ -136,3 +136,39 @@ func TestBulkYieldsToFresh(t *testing.T) {
 		t.Error("a cancelled context kept the bulk write waiting")
 	}
 }
+
+// TestDiffDuringSyncRequeues: a diff that finds a name different while a
+// worker syncs it (the worker may have read the lister before the change)
+// sends the name back to its lane once the worker is done, instead of
+// skipping it as already pending; a name not being synced is left to the
+// lane it waits in.
+func TestDiffDuringSyncRequeues(t *testing.T) {
+	q := workqueue.NewTypedRateLimitingQueue(workqueue.DefaultTypedControllerRateLimiter[string]())
+	defer q.ShutDown()
+	w := &shadowWriter{bulk: q, fresh: q, pending: map[string]bool{}, writing: map[string]bool{}, again: map[string]bool{}}
+	d := nextDesired(nil, topo(80))
+	w.enqueueDiff(d, nil) // the shadow is missing
+	name, _ := q.Get()    // a worker takes it ...
+	w.writing[name] = true
+	// ... and, while it syncs, a diff (a new generation) finds it missing again.
+	w.enqueueDiff(&desiredState{gen: d.gen + 1, specs: d.specs, byName: d.byName}, nil)
+	if q.Len() != 0 {
+		t.Fatalf("the pending name was enqueued beside its worker: queue %d", q.Len())
+	}
+	if !w.requeue(context.Background(), q, name, true) {
+		t.Fatal("the worker's sync ended without sending the name back")
+	}
+	q.Done(name) // the workqueue hands it out again now
+	if q.Len() != 1 || !w.pending[name] {
+		t.Fatalf("after the worker: queue %d, pending %v; want the name queued and pending", q.Len(), w.pending[name])
+	}
+	again, _ := q.Get()
+	w.writing[again] = true
+	if w.requeue(context.Background(), q, again, true) {
+		t.Error("a sync no diff overtook was sent back")
+	}
+	q.Done(again)
+	if q.Len() != 0 {
+		t.Errorf("queue %d after the second sync, want 0", q.Len())
+	}
+}
