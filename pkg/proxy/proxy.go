@@ -88,6 +88,7 @@ func New(cfg Config) (*Proxy, error) {
 		EdgeMetrics:           cfg.EdgeMetrics,
 		Sources:               obs.sources,
 		AccessLog:             obs.log,
+		StdSocketIO:           !cfg.RawSocketIO,
 	})
 	p.streams = []StreamManager{
 		tcpproxy.New(tcpproxy.Options{

@@ -17,6 +17,7 @@ import (
 	"github.com/nodemesh/nodemesh/pkg/memtrim"
 	"github.com/nodemesh/nodemesh/pkg/proxy/admin"
 	"github.com/nodemesh/nodemesh/pkg/proxy/httpproxy"
+	"github.com/nodemesh/nodemesh/pkg/proxy/sockio"
 )
 
 // TuneRuntime applies the GC and GOMAXPROCS settings of cfg to this
@@ -72,7 +73,11 @@ func (p *Proxy) Run(ctx context.Context) error {
 		ReadHeaderTimeout: 5 * time.Second,
 	}
 	errc := make(chan error, 3)
-	go func() { errc <- serve("http", httpSrv, p.httpL) }()
+	httpL := p.httpL
+	if p.cfg.RawSocketIO {
+		httpL = sockio.Listener{Listener: httpL}
+	}
+	go func() { errc <- serve("http", httpSrv, httpL) }()
 	go func() { errc <- serve("admin", adminSrv, p.adminL) }()
 
 	// The source outlives ctx during the drain; it stops with stopSource.

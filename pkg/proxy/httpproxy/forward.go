@@ -12,6 +12,7 @@ import (
 
 	"github.com/vulcand/oxy/v2/forward"
 
+	"github.com/nodemesh/nodemesh/pkg/proxy/sockio"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -67,13 +68,17 @@ func newForwarders(opts *Options) *forwarders {
 	f := &forwarders{byScheme: map[table.Scheme]*httputil.ReverseProxy{}, handlers: map[table.Scheme]http.Handler{}}
 	for _, s := range []table.Scheme{table.SchemeHTTP, table.SchemeHTTPS, table.SchemeH2C} {
 		d := &net.Dialer{Timeout: opts.DialTimeout, KeepAlive: 30 * time.Second}
-		tr := newTransport(s, d, opts)
+		dial := d.DialContext
+		if !opts.StdSocketIO {
+			dial = sockio.DialContext(dial)
+		}
+		tr := newTransport(s, dial, opts)
 		var rt http.RoundTripper = tr
 		var h1 *h1Transport
 		if s == table.SchemeHTTP {
 			// Plain HTTP/1.1 GETs (most mesh traffic) skip net/http's
 			// per-connection goroutines; see h1transport.go.
-			h1 = newH1Transport(tr, d, opts.MaxIdleConnsPerHost, opts.IdleConnTimeout, opts.ResponseHeaderTimeout)
+			h1 = newH1Transport(tr, dial, opts.MaxIdleConnsPerHost, opts.IdleConnTimeout, opts.ResponseHeaderTimeout)
 			rt = h1
 			f.transports = append(f.transports, h1)
 		} else {
@@ -107,10 +112,10 @@ func (f *forwarders) close() {
 }
 
 // newTransport returns the net/http backend transport for one scheme.
-func newTransport(s table.Scheme, d *net.Dialer, opts *Options) *http.Transport {
+func newTransport(s table.Scheme, dial dialFunc, opts *Options) *http.Transport {
 	tr := &http.Transport{
 		Proxy:                 nil, // never through an HTTP_PROXY: backends are pod IPs
-		DialContext:           d.DialContext,
+		DialContext:           dial,
 		MaxIdleConnsPerHost:   opts.MaxIdleConnsPerHost,
 		IdleConnTimeout:       opts.IdleConnTimeout,
 		ResponseHeaderTimeout: opts.ResponseHeaderTimeout,

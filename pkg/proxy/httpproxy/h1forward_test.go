@@ -115,7 +115,7 @@ func TestH1ForwarderMatchesOxy(t *testing.T) {
 	be := newRawBackend(t)
 	backendURL, _ := url.Parse("http://" + be.ln.Addr().String())
 	d := &net.Dialer{Timeout: time.Second}
-	h1 := newH1Transport(&http.Transport{DialContext: d.DialContext}, d, 4, time.Minute, time.Second)
+	h1 := newH1Transport(&http.Transport{DialContext: d.DialContext}, d.DialContext, 4, time.Minute, time.Second)
 	defer h1.CloseIdleConnections()
 	rp := forward.New(true)
 	rp.Transport = h1

@@ -35,7 +35,7 @@ import (
 // WebSockets, 100-continue) goes to fallback.
 type h1Transport struct {
 	fallback      *http.Transport
-	dialer        *net.Dialer
+	dial          dialFunc
 	maxIdle       int           // idle connections kept per backend address
 	idleTimeout   time.Duration // an idle connection older than this is closed
 	headerTimeout time.Duration // the wait for response headers; 0 means none
@@ -55,9 +55,13 @@ type h1Conn struct {
 	expire    func() // expires c's deadline; made once, not per request
 }
 
-func newH1Transport(fallback *http.Transport, dialer *net.Dialer, maxIdle int, idleTimeout, headerTimeout time.Duration) *h1Transport {
+// dialFunc connects to a backend: net.Dialer.DialContext, or that wrapped
+// by sockio.DialContext.
+type dialFunc = func(ctx context.Context, network, addr string) (net.Conn, error)
+
+func newH1Transport(fallback *http.Transport, dial dialFunc, maxIdle int, idleTimeout, headerTimeout time.Duration) *h1Transport {
 	return &h1Transport{
-		fallback: fallback, dialer: dialer, maxIdle: maxIdle,
+		fallback: fallback, dial: dial, maxIdle: maxIdle,
 		idleTimeout: idleTimeout, headerTimeout: headerTimeout,
 		idle: map[string][]*h1Conn{},
 	}
@@ -99,7 +103,7 @@ func (t *h1Transport) send(req *http.Request, head *reqHead) (*http.Response, er
 		}
 		if pc == nil {
 			var err error
-			if pc, err = t.dial(ctx, addr); err != nil {
+			if pc, err = t.connect(ctx, addr); err != nil {
 				return nil, err
 			}
 		}
@@ -251,8 +255,8 @@ func (b *h1Body) Close() error {
 	return nil
 }
 
-func (t *h1Transport) dial(ctx context.Context, addr string) (*h1Conn, error) {
-	c, err := t.dialer.DialContext(ctx, "tcp", addr)
+func (t *h1Transport) connect(ctx context.Context, addr string) (*h1Conn, error) {
+	c, err := t.dial(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
 	}

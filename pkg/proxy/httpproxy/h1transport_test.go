@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/nodemesh/nodemesh/pkg/proxy/sockio"
 )
 
 // h1Backend is an httptest server that counts the connections it accepted.
@@ -37,7 +39,7 @@ func newH1Backend(t *testing.T, h http.HandlerFunc) *h1Backend {
 func newTestH1(idle, header time.Duration) *h1Transport {
 	d := &net.Dialer{Timeout: time.Second}
 	fb := &http.Transport{DialContext: d.DialContext, MaxIdleConnsPerHost: 4}
-	return newH1Transport(fb, d, 4, idle, header)
+	return newH1Transport(fb, sockio.DialContext(d.DialContext), 4, idle, header)
 }
 
 // get sends a request through tr and returns the status and body.

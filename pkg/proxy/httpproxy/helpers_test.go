@@ -13,6 +13,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/nodemesh/nodemesh/pkg/proxy/sockio"
 	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
@@ -99,7 +100,13 @@ func newProxy(t *testing.T, opts Options) *proxy {
 		t.Fatal(err)
 	}
 	srv := NewServer(rt, ServerOptions{ReadHeaderTimeout: 5 * time.Second})
-	go func() { _ = srv.Serve(l) }()
+	// Client connections as the proxy's listener makes them (pkg/proxy
+	// run.go): raw system calls unless StdSocketIO.
+	var sl net.Listener = l
+	if !opts.StdSocketIO {
+		sl = sockio.Listener{Listener: l}
+	}
+	go func() { _ = srv.Serve(sl) }()
 	t.Cleanup(func() { srv.Close(); rt.Close() })
 	return &proxy{rt: rt, reg: reg, url: "http://" + l.Addr().String(), srv: srv}
 }

@@ -68,22 +68,26 @@ func TestBackendSchemes(t *testing.T) {
 
 func TestClientSpeaksH2C(t *testing.T) {
 	b := newBackendFunc(t, protoEcho)
-	p := newProxy(t, Options{})
-	p.apply(t, tableOf(httpRoute("web", 80, backendOf("web", 1, addr(b)))))
-	tr := &http.Transport{Protocols: new(http.Protocols)}
-	tr.Protocols.SetUnencryptedHTTP2(true) // prior knowledge
-	defer tr.CloseIdleConnections()
-	req, _ := http.NewRequest("GET", p.url+"/", nil)
-	req.Host = "web.shop.mesh"
-	resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	buf := make([]byte, 64)
-	n, _ := resp.Body.Read(buf)
-	if resp.ProtoMajor != 2 || resp.StatusCode != 200 || string(buf[:n]) != "HTTP/1.1" {
-		t.Fatalf("client got %s %d %q; want HTTP/2 to the proxy and HTTP/1.1 to the backend", resp.Proto, resp.StatusCode, buf[:n])
+	for _, std := range []bool{false, true} {
+		t.Run(fmt.Sprintf("std-socket-io=%v", std), func(t *testing.T) {
+			p := newProxy(t, Options{StdSocketIO: std})
+			p.apply(t, tableOf(httpRoute("web", 80, backendOf("web", 1, addr(b)))))
+			tr := &http.Transport{Protocols: new(http.Protocols)}
+			tr.Protocols.SetUnencryptedHTTP2(true) // prior knowledge
+			defer tr.CloseIdleConnections()
+			req, _ := http.NewRequest("GET", p.url+"/", nil)
+			req.Host = "web.shop.mesh"
+			resp, err := (&http.Client{Transport: tr, Timeout: 5 * time.Second}).Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer resp.Body.Close()
+			buf := make([]byte, 64)
+			n, _ := resp.Body.Read(buf)
+			if resp.ProtoMajor != 2 || resp.StatusCode != 200 || string(buf[:n]) != "HTTP/1.1" {
+				t.Fatalf("client got %s %d %q; want HTTP/2 to the proxy and HTTP/1.1 to the backend", resp.Proto, resp.StatusCode, buf[:n])
+			}
+		})
 	}
 }
 
@@ -97,12 +101,15 @@ func TestWebSocketEcho(t *testing.T) {
 		}
 	}))
 	defer echo.Close()
-	for _, retries := range []int{0, 3} { // the retry buffer must let upgrades through
-		t.Run(fmt.Sprintf("retries=%d", retries), func(t *testing.T) {
+	for _, tc := range []struct {
+		retries int // the retry buffer must let upgrades through
+		std     bool
+	}{{0, false}, {3, false}, {0, true}} {
+		t.Run(fmt.Sprintf("retries=%d,std-socket-io=%v", tc.retries, tc.std), func(t *testing.T) {
 			r := httpRoute("ws", 80, backendOf("ws", 1, addr(echo)))
-			r.Middleware.RetryAttempts = retries
+			r.Middleware.RetryAttempts = tc.retries
 			r.Middleware.CircuitBreaker = "NetworkErrorRatio() > 0.9"
-			p := newProxy(t, Options{})
+			p := newProxy(t, Options{StdSocketIO: tc.std})
 			p.apply(t, tableOf(r))
 
 			cfg, err := websocket.NewConfig("ws://ws.shop.mesh/", "http://ws.shop.mesh/")

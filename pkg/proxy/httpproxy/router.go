@@ -103,6 +103,10 @@ type Options struct {
 	// AccessLog, when set, receives an entry per request (sampled and
 	// rate limited by the Logger).
 	AccessLog *accesslog.Logger
+	// StdSocketIO makes backend connections read and write with
+	// net.TCPConn's own methods. By default they use raw system calls
+	// (pkg/proxy/sockio), which cost less CPU per request.
+	StdSocketIO bool
 }
 
 func (o *Options) setDefaults() {
