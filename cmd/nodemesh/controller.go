@@ -45,7 +45,7 @@ func runController(ctx context.Context, cfg controller.Config) error {
 		return err
 	}
 	if cfg.TrimStartupPages {
-		stopTrim := memtrim.ExecutableAfter(controllerTrimDelay, klog.InfoS)
+		stopTrim := memtrim.ExecutableAfter(controllerTrimDelay, memtrim.Evict, klog.InfoS)
 		defer stopTrim()
 	}
 	return c.Run(ctx)

@@ -8,13 +8,11 @@
 // pages are clean and backed by the file, so the kernel could drop them at
 // any time, but while they stay mapped they count in the process's RSS and
 // in its container's memory working set, though the node proxy never runs
-// that code again. Executable asks the kernel to drop them now
-// (madvise MADV_PAGEOUT, Linux 5.4 and later), and marks the mappings for
-// random access (MADV_RANDOM), so that the pages the process still runs
-// come back one at a time on their next use, without the readahead that
-// would bring their unused neighbours back with them. The price is a read
-// of one page from the file (or the page cache) on the first use of each
-// page after the trim.
+// that code again. Executable drops them now (madvise, see Mode), and
+// marks the mappings for random access (MADV_RANDOM), so that the pages
+// the process still runs come back one at a time on their next use,
+// without the readahead or fault-around that would bring their unused
+// neighbours back with them.
 //
 // Nothing in the standard library or x/sys does this walk of
 // /proc/self/maps, hence this package.
@@ -28,6 +26,27 @@ import (
 	"strconv"
 	"strings"
 	"time"
+)
+
+// Mode is how Executable drops the pages.
+type Mode int
+
+const (
+	// Unmap takes the pages out of the process only (MADV_DONTNEED): they
+	// stay in the page cache, so the next use of one is a minor fault.
+	// For the node proxy, whose requests would otherwise wait on a disk
+	// read: with Evict, its first use of each page after the trim was a
+	// major fault taken while holding its one P, about 330 of them in the
+	// benchmark's 10 s latency run (2026-12-06), none with Unmap. A fault
+	// maps the page cache's whole folio, which may be larger than a page,
+	// so somewhat more comes back than with Evict: about 0.5 MiB for the
+	// proxy under load.
+	Unmap Mode = iota
+	// Evict also evicts the clean pages from the page cache (MADV_PAGEOUT,
+	// Linux 5.4 and later), so a page used again is read from the file,
+	// alone. For the controller, whose memory budget is the tighter one
+	// and which serves no per-request latency.
+	Evict
 )
 
 // Region is one mapping of the executable.
@@ -82,9 +101,9 @@ func residentBytes() (int64, error) {
 // ExecutableAfter calls Executable once d from now and reports the outcome
 // through info (slog's Logger.Info and klog.InfoS both fit). The returned
 // stop cancels it if it has not run yet.
-func ExecutableAfter(d time.Duration, info func(msg string, keysAndValues ...any)) (stop func() bool) {
+func ExecutableAfter(d time.Duration, m Mode, info func(msg string, keysAndValues ...any)) (stop func() bool) {
 	return time.AfterFunc(d, func() {
-		released, err := Executable()
+		released, err := Executable(m)
 		if err != nil {
 			info("start-up pages of the executable kept", "reason", err.Error())
 			return

@@ -5,6 +5,6 @@ package memtrim
 import "errors"
 
 // Executable is supported on Linux only.
-func Executable() (int64, error) {
+func Executable(Mode) (int64, error) {
 	return 0, errors.New("memtrim: only on Linux")
 }

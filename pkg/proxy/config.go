@@ -33,7 +33,7 @@ type Config struct {
 
 	RawSocketIO bool `description:"Read and write HTTP client and backend connections with raw system calls, which keep the Go scheduler's processor on the calling thread (pkg/proxy/sockio): about 11% less CPU per request. Off uses Go's usual path. See docs/proxy.md." export:"true"`
 
-	TrimStartupPages bool `description:"Two seconds after start, ask the kernel to drop the executable's pages that start-up touched (the controller's Kubernetes code runs its initialisers in every subcommand); about 25 MiB less RSS. See docs/proxy.md." export:"true"`
+	TrimStartupPages bool `description:"Two seconds after start, unmap the executable's pages that start-up touched (the controller's Kubernetes code runs its initialisers in every subcommand); they stay in the page cache, and about 25 MiB less RSS. See docs/proxy.md." export:"true"`
 
 	DialTimeout           time.Duration `description:"Timeout of a connect to an HTTP backend endpoint." export:"true"`
 	ResponseHeaderTimeout time.Duration `description:"How long an HTTP backend may take to send its response headers before the client gets 504; negative means no limit." export:"true"`

@@ -86,7 +86,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	go func() { errc <- p.runSource(srcCtx) }()
 	p.log.Info("proxy started", "node", p.cfg.NodeName(), "http", p.httpL.Addr().String(), "admin", p.adminL.Addr().String())
 	if p.cfg.TrimStartupPages {
-		stopTrim := memtrim.ExecutableAfter(trimDelay, p.log.Info)
+		stopTrim := memtrim.ExecutableAfter(trimDelay, memtrim.Unmap, p.log.Info)
 		defer stopTrim()
 	}
 
