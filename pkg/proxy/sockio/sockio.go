@@ -17,6 +17,11 @@
 // syscall.RawConn, with the connection's deadlines, exactly as
 // net.TCPConn's own Read does.
 //
+// The race detector is not told of the kernel's reads and writes of the
+// buffers, as it is by package syscall's Read and Write; tests of this
+// package and the proxy pass with -race, and the proxy shares no memory
+// through its sockets.
+//
 // No library does this for a net.Conn: event-loop frameworks (gnet, evio)
 // replace net/http altogether, and the proxy keeps net/http.
 package sockio
@@ -50,6 +55,7 @@ type Conn struct {
 	wp     []byte
 	wn     int
 	werr   syscall.Errno
+	wshort bool
 	writeF func(uintptr) bool
 }
 
@@ -94,11 +100,16 @@ func (c *Conn) write(fd uintptr) bool {
 	for c.wn < len(c.wp) {
 		p := c.wp[c.wn:]
 		n, _, e := syscall.RawSyscall(syscall.SYS_WRITE, fd, uintptr(unsafe.Pointer(&p[0])), uintptr(len(p)))
-		switch e {
-		case 0:
+		switch {
+		case e == 0 && n == 0:
+			// write(2) on a socket takes at least one byte or fails;
+			// net's own Write treats this case alike rather than loop.
+			c.wshort = true
+			return true
+		case e == 0:
 			c.wn += int(n)
-		case syscall.EINTR:
-		case syscall.EAGAIN:
+		case e == syscall.EINTR:
+		case e == syscall.EAGAIN:
 			return false
 		default:
 			c.werr = e
@@ -138,9 +149,9 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return 0, nil
 	}
 	c.wmu.Lock()
-	c.wp, c.wn, c.werr = p, 0, 0
+	c.wp, c.wn, c.werr, c.wshort = p, 0, 0, false
 	err := c.rc.Write(c.writeF)
-	n, e := c.wn, c.werr
+	n, e, short := c.wn, c.werr, c.wshort
 	c.wp = nil
 	c.wmu.Unlock()
 	switch {
@@ -148,6 +159,8 @@ func (c *Conn) Write(p []byte) (int, error) {
 		return n, opError("write", err)
 	case e != 0:
 		return n, &net.OpError{Op: "write", Net: "tcp", Source: c.LocalAddr(), Addr: c.RemoteAddr(), Err: os.NewSyscallError("write", e)}
+	case short:
+		return n, io.ErrUnexpectedEOF
 	}
 	return n, nil
 }
