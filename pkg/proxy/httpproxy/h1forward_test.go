@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"io"
+	"mime"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -272,4 +273,23 @@ func TestH1ForwarderBackendDown(t *testing.T) {
 func oxyURI(u *url.URL) string {
 	out := url.URL{Path: u.Path, RawPath: u.RawPath, RawQuery: u.RawQuery}
 	return out.RequestURI()
+}
+
+// eventStream decides as httputil does with mime.ParseMediaType.
+func TestEventStreamMatchesParseMediaType(t *testing.T) {
+	for _, ct := range []string{
+		"", "text/plain", "text/plain; charset=utf-8", "text/event-stream",
+		"TEXT/Event-Stream", " text/event-stream ", "text/event-stream;charset=utf-8",
+		"text/event-stream; charset", "text/event-stream;;", "text/event-streams",
+		"text/event-stream x", "application/text/event-stream", "text/event-ſtream",
+		"text/event-stream; a=\"unterminated", "\ttext/event-stream\t;x=y",
+	} {
+		base, _, _ := mime.ParseMediaType(ct)
+		if want := base == "text/event-stream"; eventStream(ct) != want {
+			t.Errorf("eventStream(%q) = %v, want %v", ct, !want, want)
+		}
+	}
+	if n := testing.AllocsPerRun(100, func() { eventStream("text/plain; charset=utf-8") }); n != 0 {
+		t.Errorf("%v allocations", n)
+	}
 }
