@@ -39,8 +39,9 @@ const (
 	// major fault taken while holding its one P, about 330 of them in the
 	// benchmark's 10 s latency run (2026-12-06), none with Unmap. A fault
 	// maps the page cache's whole folio, which may be larger than a page,
-	// so somewhat more comes back than with Evict: about 0.5 MiB for the
-	// proxy under load.
+	// so more comes back than with Evict: in the proxy benchmark, no
+	// measurable change with the small table and 6 MiB more with 1,000
+	// services (docs/proxy.md).
 	Unmap Mode = iota
 	// Evict also evicts the clean pages from the page cache (MADV_PAGEOUT,
 	// Linux 5.4 and later), so a page used again is read from the file,
