@@ -275,31 +275,26 @@ func (w *shadowWriter) processNext(ctx context.Context, q workqueue.TypedRateLim
 	w.writing[name] = true
 	w.mu.Unlock()
 	err := w.sync(ctx, name)
-	if w.requeue(ctx, q, name, err == nil) {
-		if err != nil {
-			utilruntime.HandleError(fmt.Errorf("shadow service %s/%s: %w", w.ns, name, err))
-		}
-		return true
+	if err != nil {
+		utilruntime.HandleError(fmt.Errorf("shadow service %s/%s: %w", w.ns, name, err))
 	}
-	q.Forget(name)
-	w.mu.Lock()
-	delete(w.pending, name)
-	drained := len(w.pending) == 0
-	w.mu.Unlock()
-	if drained {
+	if _, drained := w.requeue(ctx, q, name, err == nil); drained {
 		klog.Infof("shadow services: every write done (%v writes so far)", w.c.metrics.writesTotal.Load())
 	}
 	return true
 }
 
-// requeue ends a worker's sync of name and reports whether the name goes
+// requeue ends a worker's sync of name and reports whether the name went
 // back to q: after a failed sync (rate limited), or when a diff found it
 // different during the sync, which may have read the lister before that
 // change. q still holds name as in progress, so Add makes the workqueue
 // hand it out again once the worker is done with it. Without this, a
 // shadow deleted while its worker synced it stayed deleted: the diff that
-// saw the deletion skipped the name as already pending.
-func (w *shadowWriter) requeue(ctx context.Context, q workqueue.TypedRateLimitingInterface[string], name string, ok bool) bool {
+// saw the deletion skipped the name as already pending. Otherwise the name
+// is no longer pending, and drained says whether it was the last one. One
+// critical section decides both, so that no diff can find the name
+// pending but no longer being written, and skip it.
+func (w *shadowWriter) requeue(ctx context.Context, q workqueue.TypedRateLimitingInterface[string], name string, ok bool) (requeued, drained bool) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	again := w.again[name]
@@ -313,9 +308,11 @@ func (w *shadowWriter) requeue(ctx context.Context, q workqueue.TypedRateLimitin
 	case again:
 		q.Add(name)
 	default:
-		return false
+		q.Forget(name)
+		delete(w.pending, name)
+		return false, len(w.pending) == 0
 	}
-	return true
+	return true, false
 }
 
 // sync makes the shadow Service name match the latest desired state.

@@ -155,7 +155,7 @@ func TestDiffDuringSyncRequeues(t *testing.T) {
 	if q.Len() != 0 {
 		t.Fatalf("the pending name was enqueued beside its worker: queue %d", q.Len())
 	}
-	if !w.requeue(context.Background(), q, name, true) {
+	if requeued, _ := w.requeue(context.Background(), q, name, true); !requeued {
 		t.Fatal("the worker's sync ended without sending the name back")
 	}
 	q.Done(name) // the workqueue hands it out again now
@@ -164,8 +164,11 @@ func TestDiffDuringSyncRequeues(t *testing.T) {
 	}
 	again, _ := q.Get()
 	w.writing[again] = true
-	if w.requeue(context.Background(), q, again, true) {
-		t.Error("a sync no diff overtook was sent back")
+	if requeued, drained := w.requeue(context.Background(), q, again, true); requeued || !drained {
+		t.Errorf("a sync no diff overtook: sent back %v, drained %v; want false, true", requeued, drained)
+	}
+	if w.pending[again] {
+		t.Error("the name is still pending after its last sync")
 	}
 	q.Done(again)
 	if q.Len() != 0 {
