@@ -144,10 +144,7 @@ func (c *Controller) Readiness() Readiness {
 	}
 	r.Leader.Enabled = c.cfg.LeaderElect
 	r.Leader.Identity, r.Leader.Leader, r.Leader.Leading = c.leader.get()
-	if smi := c.smi.Load(); smi != nil {
-		cp := *smi
-		r.SMI = &cp
-	}
+	r.SMI = c.smiResult()
 	if t := c.topo.Load(); t != nil {
 		r.Errors = len(t.Errors)
 	}
@@ -167,13 +164,21 @@ type ErrorsStatus struct {
 	Errors []topology.ObjectError `json:"errors"`
 }
 
+// smiResult returns a copy of the latest SMI discovery result, nil before
+// the first.
+func (c *Controller) smiResult() *smidiscovery.Result {
+	smi := c.smi.Load()
+	if smi == nil {
+		return nil
+	}
+	cp := *smi
+	return &cp
+}
+
 // Errors reports the SMI discovery result and every per-object error.
 func (c *Controller) Errors() ErrorsStatus {
 	out := ErrorsStatus{Errors: []topology.ObjectError{}}
-	if smi := c.smi.Load(); smi != nil {
-		cp := *smi
-		out.SMI = &cp
-	}
+	out.SMI = c.smiResult()
 	if t := c.topo.Load(); t != nil && t.Errors != nil {
 		out.Errors = t.Errors
 	}

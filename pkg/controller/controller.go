@@ -239,8 +239,8 @@ func (c *Controller) rediscoverSMI(ctx context.Context) {
 		klog.V(2).Infof("SMI discovery: %v (the next one retries)", err)
 		return
 	}
-	cur := c.smi.Load()
-	if cur != nil && sameSMI(*cur, res) {
+	cur := c.smi.Load() // Run stores the first result before rediscovery starts
+	if sameSMI(*cur, res) {
 		return
 	}
 	klog.Infof("SMI discovery changed; switching its informers: %s", res.Summary())
@@ -251,14 +251,14 @@ func (c *Controller) rediscoverSMI(ctx context.Context) {
 	// Waiting the whole timeout would hide every later change.
 	moved, abandon := context.WithCancelCause(ctx)
 	defer abandon(nil)
-	wait, cancel := context.WithTimeoutCause(moved, smiSyncTimeout, fmt.Errorf("not within %s", smiSyncTimeout))
+	syncWait, cancel := context.WithTimeoutCause(moved, smiSyncTimeout, fmt.Errorf("not within %s", smiSyncTimeout))
 	defer cancel()
 	go func() {
 		t := time.NewTicker(c.cfg.SMIDiscoveryInterval)
 		defer t.Stop()
 		for {
 			select {
-			case <-wait.Done():
+			case <-syncWait.Done():
 				return
 			case <-t.C:
 				if now, err := smidiscovery.Discover(c.clients.kube.Discovery()); err == nil && !sameSMI(now, res) {
@@ -268,7 +268,7 @@ func (c *Controller) rediscoverSMI(ctx context.Context) {
 			}
 		}
 	}()
-	if err := c.src.swapSMI(ctx, wait, res); err != nil {
+	if err := c.src.swapSMI(ctx, syncWait, res); err != nil {
 		klog.Warningf("SMI discovery: %v; keeping %s (the next discovery retries)", err, cur.Summary())
 		return
 	}

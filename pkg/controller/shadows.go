@@ -364,15 +364,19 @@ func (w *shadowWriter) create(ctx context.Context, desired *corev1.Service) erro
 		for attempt := range ipAttempts {
 			ip := w.ips.Pick(desired.Name, attempt).String()
 			svc.Spec.ClusterIP, svc.Spec.ClusterIPs = ip, []string{ip}
-			_, err := w.kube.CoreV1().Services(w.ns).Create(ctx, svc, metav1.CreateOptions{FieldManager: fieldManager})
-			w.c.metrics.wrote("create")
+			err := w.createOne(ctx, svc)
 			if !clusterIPRejected(err) {
 				return err
 			}
 			klog.V(2).Infof("shadow %s: ClusterIP %s: %v", desired.Name, ip, err)
 		}
 	}
-	_, err := w.kube.CoreV1().Services(w.ns).Create(ctx, desired, metav1.CreateOptions{FieldManager: fieldManager})
+	return w.createOne(ctx, desired)
+}
+
+// createOne sends one create of svc and counts it.
+func (w *shadowWriter) createOne(ctx context.Context, svc *corev1.Service) error {
+	_, err := w.kube.CoreV1().Services(w.ns).Create(ctx, svc, metav1.CreateOptions{FieldManager: fieldManager})
 	w.c.metrics.wrote("create")
 	return err
 }
