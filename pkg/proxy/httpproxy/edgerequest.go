@@ -141,10 +141,24 @@ func indexByte(s string, c byte) int {
 	return -1
 }
 
-// serve sends r to the backend g, marking it for edge metrics.
+// serve sends r to the backend g, marking it for edge metrics. The
+// endpoint is oxy's round robin's pick, as its ServeHTTP would make it; but
+// where that ServeHTTP hands the forwarder a shallow copy of the request
+// with the endpoint's URL (a 250-byte allocation per request, about a
+// tenth of what a plain request allocates), r's URL is swapped for the
+// call and put back after it. r is this handler's while it runs, and every
+// forwarder copies it before changing anything else.
 func (g *weighted) serve(w http.ResponseWriter, r *http.Request) {
 	markBackend(w, r, g.name)
-	g.lb.ServeHTTP(w, r)
+	u, err := g.lb.NextServer()
+	if err != nil {
+		g.lb.ServeHTTP(w, r) // oxy's answer to an empty round robin
+		return
+	}
+	orig := r.URL
+	defer func() { r.URL = orig }()
+	r.URL = u
+	g.fwd.ServeHTTP(w, r)
 }
 
 // backendNames returns the backend service of each endpoint of set, by

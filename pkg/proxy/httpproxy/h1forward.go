@@ -61,7 +61,7 @@ func (f *h1Forwarder) plain(req *http.Request) bool {
 	if f.rp.Transport != f.t || req.URL.Scheme != "http" ||
 		(req.Method != http.MethodGet && req.Method != http.MethodHead) ||
 		req.ContentLength != 0 || len(req.TransferEncoding) != 0 || len(req.Trailer) != 0 ||
-		req.Form != nil || req.Context().Done() == nil ||
+		req.Form != nil || !cancelable(req.Context()) ||
 		!plainHost(req.Host) || !plainRequestURI(req.RequestURI) {
 		return false
 	}
@@ -71,6 +71,15 @@ func (f *h1Forwarder) plain(req *http.Request) bool {
 		}
 	}
 	return true
+}
+
+// cancelable reports whether ctx can end. httputil watches a
+// CloseNotifier for a request whose context cannot; those go to it. A
+// server's request context always can, and asking its Done would allocate
+// the channel only for this question (it is made lazily), so the server's
+// mark is checked first.
+func cancelable(ctx context.Context) bool {
+	return ctx.Value(http.ServerContextKey) != nil || ctx.Done() != nil
 }
 
 // plainHost reports whether h is a Host that net/http writes as it is: not

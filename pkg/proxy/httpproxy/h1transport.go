@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"syscall"
@@ -49,10 +50,96 @@ type h1Transport struct {
 type h1Conn struct {
 	addr      string
 	c         net.Conn
+	w         waitReader // under br: c's reads, watching the request
 	br        *bufio.Reader
 	bw        *bufio.Writer
 	idleSince time.Time
 	expire    func() // expires c's deadline; made once, not per request
+}
+
+// lazyWatch is how long a read on a backend connection waits before the
+// request's context is watched for its end (a client that left, a route
+// timeout, a shutdown). Most answers come well within it, and for those no
+// watch is set up at all: context.AfterFunc costs two allocations per
+// request (its context and the request context's first child map), about
+// a tenth of the bytes a plain request allocates, and so of the collections
+// that delay requests. A request cancelled in that first stretch is
+// noticed when it ends, at most lazyWatch late. Why not a slice deadline
+// that polls the context for the whole wait: a long poll would then wake
+// every slice for its whole life.
+const lazyWatch = 50 * time.Millisecond
+
+// waitReader is the reader of a backend connection while a request uses
+// it. Its reads first wait under a short deadline (arm); a read that
+// reaches it has waited lazyWatch, and only then does the request's
+// context get a callback that expires the connection's deadline when it
+// ends. Set up per request by arm, ended by end.
+type waitReader struct {
+	pc       *h1Conn
+	ctx      context.Context
+	headDL   time.Time   // the header timeout's deadline while the head is awaited; zero: none
+	stop     func() bool // the context's callback, once registered
+	watching bool        // ctx is watched (stop is set)
+}
+
+// arm starts a request's use of the connection: the read deadline is the
+// first of lazyWatch from now, the header timeout and ctx's deadline.
+func (r *waitReader) arm(ctx context.Context, now time.Time, headDL time.Time) {
+	r.ctx, r.headDL, r.stop, r.watching = ctx, headDL, nil, false
+	dl := now.Add(lazyWatch)
+	if !headDL.IsZero() && headDL.Before(dl) {
+		dl = headDL
+	}
+	if d, ok := ctx.Deadline(); ok && d.Before(dl) {
+		dl = d
+	}
+	_ = r.pc.c.SetReadDeadline(dl)
+}
+
+// headRead ends the header timeout: the body may take as long as it needs.
+// It reports false when ctx ended meanwhile, whose expiry clearing the
+// deadline may have undone.
+func (r *waitReader) headRead() bool {
+	if r.headDL.IsZero() {
+		return true
+	}
+	r.headDL = time.Time{}
+	if !r.watching {
+		return true // the deadline armed is a lazy one: Read handles it
+	}
+	_ = r.pc.c.SetReadDeadline(time.Time{})
+	return r.ctx.Err() == nil
+}
+
+// end ends the request's use of the connection. It reports false when the
+// context's callback ran or is running: the connection's deadline may be
+// expired, so it cannot be reused.
+func (r *waitReader) end() bool {
+	ok := !r.watching || r.stop()
+	r.ctx, r.stop, r.watching = nil, nil, false
+	return ok
+}
+
+func (r *waitReader) Read(p []byte) (int, error) {
+	for {
+		n, err := r.pc.c.Read(p)
+		if n > 0 || err == nil || r.watching || r.ctx == nil || !errors.Is(err, os.ErrDeadlineExceeded) {
+			return n, err
+		}
+		// The armed deadline passed without an answer: the header
+		// timeout's, or the context's or lazyWatch's.
+		if r.ctx.Err() != nil {
+			return 0, err // the caller reports the context's cause
+		}
+		if !r.headDL.IsZero() && !time.Now().Before(r.headDL) {
+			return 0, err // the header timeout
+		}
+		// A long wait: from now on the context's end expires the
+		// deadline. The deadline is set before the callback is
+		// registered, so a callback that runs at once is not undone.
+		_ = r.pc.c.SetReadDeadline(r.headDL)
+		r.stop, r.watching = context.AfterFunc(r.ctx, r.pc.expire), true
+	}
 }
 
 // dialFunc connects to a backend: net.Dialer.DialContext, or that wrapped
@@ -130,11 +217,16 @@ func closedByPeer(err error) bool {
 // reads from pc; its end returns pc to the pool.
 func (t *h1Transport) roundTrip(ctx context.Context, pc *h1Conn, req *http.Request, head *reqHead) (*http.Response, error) {
 	// A cancelled request (the client left, or the route's timeout passed)
-	// unblocks whatever I/O is pending by expiring the connection's
-	// deadline. AfterFunc starts no goroutine unless ctx is done.
-	stop := context.AfterFunc(ctx, pc.expire)
+	// unblocks a pending read by expiring the connection's deadline; see
+	// waitReader for when that watch is set up.
+	var headDL time.Time
+	now := time.Now()
+	if t.headerTimeout > 0 {
+		headDL = now.Add(t.headerTimeout)
+	}
+	pc.w.arm(ctx, now, headDL)
 	fail := func(err error) (*http.Response, error) {
-		stop()
+		pc.w.end()
 		if ctx.Err() != nil {
 			// The round trip's error is the context's cause, as with
 			// net/http: errorHandler turns a route timeout into its 504.
@@ -154,9 +246,6 @@ func (t *h1Transport) roundTrip(ctx context.Context, pc *h1Conn, req *http.Reque
 	if err := pc.bw.Flush(); err != nil {
 		return fail(err)
 	}
-	if t.headerTimeout > 0 {
-		_ = pc.c.SetReadDeadline(time.Now().Add(t.headerTimeout))
-	}
 	// The first byte separates a connection the backend had closed (EOF
 	// before anything: send again elsewhere) from a broken answer, which
 	// ReadResponse would report alike as an unexpected EOF.
@@ -175,20 +264,17 @@ func (t *h1Transport) roundTrip(ctx context.Context, pc *h1Conn, req *http.Reque
 			break
 		}
 	}
-	if t.headerTimeout > 0 {
-		_ = pc.c.SetReadDeadline(time.Time{})
-		if ctx.Err() != nil {
-			// Cancelled while the deadline was being cleared: the
-			// expiry may have been undone.
-			return fail(ctx.Err())
-		}
+	if !pc.w.headRead() {
+		// Cancelled while the deadline was being cleared: the expiry
+		// may have been undone.
+		return fail(ctx.Err())
 	}
 	reusable := !resp.Close && (head != nil || !req.Close)
 	if resp.Body == http.NoBody {
-		t.release(pc, stop, reusable)
+		t.release(pc, reusable)
 		return resp, nil
 	}
-	resp.Body = &h1Body{t: t, pc: pc, body: resp.Body, stop: stop, reusable: reusable, ctx: ctx}
+	resp.Body = &h1Body{t: t, pc: pc, body: resp.Body, reusable: reusable, ctx: ctx}
 	return resp, nil
 }
 
@@ -197,12 +283,10 @@ var expired = time.Unix(1, 0)
 
 // release ends pc's use by one request: back to the pool if the exchange
 // ended cleanly and the connection may carry another, closed otherwise.
-func (t *h1Transport) release(pc *h1Conn, stop func() bool, reusable bool) {
-	// stop is false when the cancel callback ran or is running: the
-	// connection's deadline may be expired, so it cannot be reused.
+func (t *h1Transport) release(pc *h1Conn, reusable bool) {
 	// Bytes after the end of the answer are a broken backend: they would
 	// be read as the next request's answer.
-	if !stop() || !reusable || pc.br.Buffered() > 0 {
+	if !pc.w.end() || !reusable || pc.br.Buffered() > 0 {
 		pc.c.Close()
 		return
 	}
@@ -214,7 +298,6 @@ type h1Body struct {
 	t        *h1Transport
 	pc       *h1Conn
 	body     io.ReadCloser
-	stop     func() bool
 	ctx      context.Context
 	reusable bool
 	done     bool // the connection is released or closed
@@ -232,10 +315,10 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	switch {
 	case err == io.EOF:
 		b.done, b.eof = true, true
-		b.t.release(b.pc, b.stop, b.reusable)
+		b.t.release(b.pc, b.reusable)
 	case err != nil:
 		b.done = true
-		b.stop()
+		b.pc.w.end()
 		b.pc.c.Close()
 		if b.ctx.Err() != nil {
 			err = context.Cause(b.ctx)
@@ -249,7 +332,7 @@ func (b *h1Body) Read(p []byte) (int, error) {
 func (b *h1Body) Close() error {
 	if !b.done {
 		b.done = true
-		b.stop()
+		b.pc.w.end()
 		b.pc.c.Close()
 	}
 	return nil
@@ -260,7 +343,9 @@ func (t *h1Transport) connect(ctx context.Context, addr string) (*h1Conn, error)
 	if err != nil {
 		return nil, err
 	}
-	pc := &h1Conn{addr: addr, c: c, br: bufio.NewReaderSize(c, 4<<10), bw: bufio.NewWriterSize(c, 4<<10)}
+	pc := &h1Conn{addr: addr, c: c, bw: bufio.NewWriterSize(c, 4<<10)}
+	pc.w.pc = pc
+	pc.br = bufio.NewReaderSize(&pc.w, 4<<10)
 	pc.expire = func() { _ = c.SetDeadline(expired) }
 	return pc, nil
 }

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -223,6 +224,149 @@ func TestH1TransportCancelAndTimeout(t *testing.T) {
 	tr.mu.Unlock()
 	if idle != 0 {
 		t.Errorf("%d idle addresses after failed exchanges, want none", idle)
+	}
+}
+
+// watchCtx is a context that counts the callbacks context.AfterFunc
+// registers on it (context asks a Context with an AfterFunc method, when it
+// is not one of its own).
+type watchCtx struct {
+	done      chan struct{}
+	once      sync.Once
+	callbacks atomic.Int32
+	mu        sync.Mutex
+	fs        []func()
+}
+
+func newWatchCtx() *watchCtx { return &watchCtx{done: make(chan struct{})} }
+
+func (c *watchCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+func (c *watchCtx) Done() <-chan struct{}       { return c.done }
+func (c *watchCtx) Value(any) any               { return nil }
+func (c *watchCtx) Err() error {
+	select {
+	case <-c.done:
+		return context.Canceled
+	default:
+		return nil
+	}
+}
+
+func (c *watchCtx) AfterFunc(f func()) func() bool {
+	c.callbacks.Add(1)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	i := len(c.fs)
+	c.fs = append(c.fs, f)
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if c.fs[i] == nil {
+			return false
+		}
+		c.fs[i] = nil
+		return true
+	}
+}
+
+func (c *watchCtx) cancel() {
+	c.once.Do(func() {
+		close(c.done)
+		c.mu.Lock()
+		fs := c.fs
+		c.fs = make([]func(), len(fs)) // every stop now reports false
+		c.mu.Unlock()
+		for _, f := range fs {
+			if f != nil {
+				go f()
+			}
+		}
+	})
+}
+
+// An answer within lazyWatch sets up no watch of the request's context; a
+// longer wait does, and a request cancelled in either stretch ends with
+// its context's error, the connection closed.
+func TestH1TransportWatchesContextOnlyOnLongWaits(t *testing.T) {
+	closed := make(chan struct{}, 4)
+	be := newH1Backend(t, func(w http.ResponseWriter, r *http.Request) {
+		switch r.URL.Path {
+		case "/slow":
+			time.Sleep(3 * lazyWatch)
+		case "/hang":
+			<-r.Context().Done() // the proxy closed the connection
+			closed <- struct{}{}
+			return
+		}
+		io.WriteString(w, "ok")
+	})
+	tr := newTestH1(time.Minute, time.Minute)
+	defer tr.CloseIdleConnections()
+	do := func(ctx *watchCtx, path string) error {
+		req, _ := http.NewRequestWithContext(ctx, "GET", be.URL+path, nil)
+		resp, err := tr.RoundTrip(req)
+		if err != nil {
+			return err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err == nil && string(b) != "ok" {
+			err = errors.New("body " + string(b))
+		}
+		return err
+	}
+
+	// The first request dials, and the dial watches its context.
+	if _, _, err := h1Do(t, tr, "GET", be.URL+"/fast", nil); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		ctx := newWatchCtx()
+		if err := do(ctx, "/fast"); err != nil {
+			t.Fatal(err)
+		}
+		if n := ctx.callbacks.Load(); n != 0 {
+			t.Fatalf("fast answer %d: %d context callbacks, want none", i, n)
+		}
+	}
+	ctx := newWatchCtx()
+	if err := do(ctx, "/slow"); err != nil {
+		t.Fatal(err)
+	}
+	if n := ctx.callbacks.Load(); n != 1 {
+		t.Fatalf("answer after %v: %d context callbacks, want 1", 3*lazyWatch, n)
+	}
+	// The connection of the slow answer went back to the pool, usable.
+	if err := do(newWatchCtx(), "/fast"); err != nil {
+		t.Fatal(err)
+	}
+
+	for _, after := range []time.Duration{lazyWatch / 5, 4 * lazyWatch} {
+		ctx := newWatchCtx()
+		time.AfterFunc(after, ctx.cancel)
+		start := time.Now()
+		errc := make(chan error, 1)
+		go func() { errc <- do(ctx, "/hang") }()
+		var err error
+		select {
+		case err = <-errc:
+		case <-time.After(10 * time.Second):
+			t.Fatalf("cancelled after %v: the round trip did not end", after)
+		}
+		took := time.Since(start)
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled after %v: %v, want context.Canceled", after, err)
+		}
+		// Noticed at the latest when lazyWatch passes, or at once once
+		// watched; the bound is loose for slow machines.
+		if took > after+lazyWatch+time.Second {
+			t.Errorf("cancelled after %v: the round trip ended after %v", after, took)
+		}
+		select {
+		case <-closed:
+		case <-time.After(5 * time.Second):
+			t.Errorf("cancelled after %v: the backend connection was not closed", after)
+		}
 	}
 }
 

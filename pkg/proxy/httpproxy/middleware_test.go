@@ -6,6 +6,7 @@ import (
 	"math"
 	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -237,4 +238,41 @@ func TestClientGoneIsNotAnError(t *testing.T) {
 		t.Fatal("request should have timed out on the client")
 	}
 	waitMetric(t, p, `nodemesh_proxy_http_requests_total{code="499",method="GET",namespace="shop",service="web"} 1`)
+}
+
+// The endpoint's URL is the forwarder's only for the call: the request the
+// backend set was given has its own URL back after it, even when the
+// forwarder panics (as it does to abort a response it cannot finish).
+func TestBackendSetRestoresRequestURL(t *testing.T) {
+	var seen []string
+	panics := false
+	fwd := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen = append(seen, r.URL.String())
+		if panics {
+			panic(http.ErrAbortHandler)
+		}
+	})
+	set, err := newBackendSet([]table.Backend{backendOf("web", 1, "10.244.1.5:8080", "10.244.1.6:8080")}, table.SchemeHTTP, fwd, svc("web"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req := httptest.NewRequest("GET", "http://web.shop.mesh/items?id=1", nil)
+	orig := req.URL
+	set.ServeHTTP(httptest.NewRecorder(), req)
+	set.ServeHTTP(httptest.NewRecorder(), req)
+	if req.URL != orig || req.URL.String() != "http://web.shop.mesh/items?id=1" {
+		t.Errorf("request URL after serving: %v", req.URL)
+	}
+	want := []string{"http://10.244.1.5:8080", "http://10.244.1.6:8080"}
+	if len(seen) != 2 || seen[0] != want[0] || seen[1] != want[1] {
+		t.Errorf("forwarder saw %v, want %v (round robin over the endpoints)", seen, want)
+	}
+	panics = true
+	func() {
+		defer func() { _ = recover() }()
+		set.ServeHTTP(httptest.NewRecorder(), req)
+	}()
+	if req.URL != orig {
+		t.Errorf("request URL after a forwarder panic: %v", req.URL)
+	}
 }

@@ -141,9 +141,10 @@ type backendSet struct {
 }
 
 type weighted struct {
-	upTo int64 // cumulative weight
-	lb   http.Handler
-	name string // the backend service's name, for edge metrics
+	upTo int64                  // cumulative weight
+	lb   *roundrobin.RoundRobin // picks the endpoint
+	fwd  http.Handler           // lb's next handler: the forwarder
+	name string                 // the backend service's name, for edge metrics
 }
 
 func newBackendSet(bs []table.Backend, scheme table.Scheme, fwd http.Handler, svc table.ServiceRef) (*backendSet, error) {
@@ -170,7 +171,7 @@ func newBackendSet(bs []table.Backend, scheme table.Scheme, fwd http.Handler, sv
 			}
 		}
 		set.total += int64(b.Weight)
-		set.groups = append(set.groups, weighted{upTo: set.total, lb: lb, name: b.Service.Name})
+		set.groups = append(set.groups, weighted{upTo: set.total, lb: lb, fwd: fwd, name: b.Service.Name})
 	}
 	return set, nil
 }
