@@ -134,12 +134,36 @@ func (r *waitReader) Read(p []byte) (int, error) {
 		if !r.headDL.IsZero() && !time.Now().Before(r.headDL) {
 			return 0, err // the header timeout
 		}
-		// A long wait: from now on the context's end expires the
-		// deadline. The deadline is set before the callback is
-		// registered, so a callback that runs at once is not undone.
-		_ = r.pc.c.SetReadDeadline(r.headDL)
-		r.stop, r.watching = context.AfterFunc(r.ctx, r.pc.expire), true
+		r.watch() // a long wait
 	}
+}
+
+// watch makes the context's end expire the connection's deadline from now
+// on, and arms only the header timeout. The deadline is set before the
+// callback is registered, so a callback that runs at once is not undone.
+func (r *waitReader) watch() {
+	_ = r.pc.c.SetReadDeadline(r.headDL)
+	r.stop, r.watching = context.AfterFunc(r.ctx, r.pc.expire), true
+}
+
+// eagerWatchBytes is the request head size from which the context is
+// watched before the head is written. A write blocks only when the socket's
+// send buffer is full, which a head this small cannot fill on a connection
+// whose last answer was read; a larger one (net/http accepts 1 MiB of
+// client headers) could block on a backend that stopped reading, and only
+// the context's end would then unblock it.
+const eagerWatchBytes = 16 << 10
+
+// headBytes is about the size of req's head: its target and headers, the
+// bulk of what the forwarder or Request.Write sends.
+func headBytes(req *http.Request) int {
+	n := len(req.Host) + len(req.URL.Path) + len(req.URL.RawQuery) + len(req.RequestURI)
+	for k, vv := range req.Header {
+		for _, v := range vv {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 // dialFunc connects to a backend: net.Dialer.DialContext, or that wrapped
@@ -225,6 +249,9 @@ func (t *h1Transport) roundTrip(ctx context.Context, pc *h1Conn, req *http.Reque
 		headDL = now.Add(t.headerTimeout)
 	}
 	pc.w.arm(ctx, now, headDL)
+	if headBytes(req) >= eagerWatchBytes {
+		pc.w.watch()
+	}
 	fail := func(err error) (*http.Response, error) {
 		pc.w.end()
 		if ctx.Err() != nil {

@@ -473,3 +473,61 @@ func TestH1TransportDropsConnectionWithTrailingGarbage(t *testing.T) {
 		}
 	}
 }
+
+// A request head too large to be sure a write cannot block is watched
+// before it is written: cancelling the request unblocks a write to a
+// backend that stopped reading.
+func TestH1TransportWatchesLargeHeadsEagerly(t *testing.T) {
+	be := newH1Backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "ok") })
+	tr := newTestH1(time.Minute, time.Minute)
+	defer tr.CloseIdleConnections()
+	if _, _, err := h1Do(t, tr, "GET", be.URL+"/", nil); err != nil { // dials
+		t.Fatal(err)
+	}
+	ctx := newWatchCtx()
+	req, _ := http.NewRequestWithContext(ctx, "GET", be.URL+"/", nil)
+	req.Header.Set("X-Big", strings.Repeat("a", eagerWatchBytes))
+	resp, err := tr.RoundTrip(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if n := ctx.callbacks.Load(); n != 1 {
+		t.Errorf("head of %d bytes: %d context callbacks, want 1", headBytes(req), n)
+	}
+
+	// A backend that accepts and never reads.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+		}
+	}()
+	cctx, cancel := context.WithCancel(context.Background())
+	req, _ = http.NewRequestWithContext(cctx, "GET", "http://"+ln.Addr().String()+"/", nil)
+	// Larger than loopback's socket buffers can hold, so the write blocks.
+	req.Header.Set("X-Big", strings.Repeat("a", 64<<20))
+	time.AfterFunc(100*time.Millisecond, cancel)
+	errc := make(chan error, 1)
+	go func() {
+		_, err := tr.RoundTrip(req)
+		errc <- err
+	}()
+	select {
+	case err := <-errc:
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled while writing: %v, want context.Canceled", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("a write to a backend that does not read was not unblocked by the cancel")
+	}
+}
