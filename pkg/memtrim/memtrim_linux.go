@@ -16,20 +16,9 @@ func Executable(m Mode) (released int64, err error) {
 	if m == Evict {
 		advice = unix.MADV_PAGEOUT
 	}
-	exe, err := os.Readlink("/proc/self/exe")
+	regions, err := ownRegions()
 	if err != nil {
 		return 0, err
-	}
-	maps, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		return 0, err
-	}
-	regions, err := executableRegions(maps, exe)
-	if err != nil {
-		return 0, err
-	}
-	if len(regions) == 0 {
-		return 0, errors.New("memtrim: no mapping of " + exe + " in /proc/self/maps")
 	}
 	before, err := residentBytes()
 	if err != nil {
@@ -60,4 +49,25 @@ func Executable(m Mode) (released int64, err error) {
 		return 0, err
 	}
 	return before - after, nil
+}
+
+// ownRegions returns the read-only mappings of the running executable, or
+// an error when there is none.
+func ownRegions() ([]Region, error) {
+	exe, err := os.Readlink("/proc/self/exe")
+	if err != nil {
+		return nil, err
+	}
+	maps, err := os.ReadFile("/proc/self/maps")
+	if err != nil {
+		return nil, err
+	}
+	regions, err := executableRegions(maps, exe)
+	if err != nil {
+		return nil, err
+	}
+	if len(regions) == 0 {
+		return nil, errors.New("memtrim: no mapping of " + exe + " in /proc/self/maps")
+	}
+	return regions, nil
 }

@@ -13,17 +13,9 @@ import (
 // reports the page cache for file mappings).
 func pageCacheResident(t *testing.T) int {
 	t.Helper()
-	exe, err := os.Readlink("/proc/self/exe")
+	regions, err := ownRegions()
 	if err != nil {
 		t.Fatal(err)
-	}
-	maps, err := os.ReadFile("/proc/self/maps")
-	if err != nil {
-		t.Fatal(err)
-	}
-	regions, err := executableRegions(maps, exe)
-	if err != nil || len(regions) == 0 {
-		t.Fatalf("regions: %v, %v", regions, err)
 	}
 	page := uintptr(os.Getpagesize())
 	n := 0
