@@ -9,10 +9,11 @@
 // any time, but while they stay mapped they count in the process's RSS and
 // in its container's memory working set, though the node proxy never runs
 // that code again. Executable drops them now (madvise, see Mode), and
-// marks the mappings for random access (MADV_RANDOM), so that the pages
-// the process still runs come back one at a time on their next use,
-// without the readahead or fault-around that would bring their unused
-// neighbours back with them.
+// marks the mappings for random access (MADV_RANDOM), so that a page the
+// process still runs, read back from the file on its next use, is read
+// without the readahead that would bring its unused neighbours back too.
+// A page still in the page cache comes back with its neighbours either way
+// (see Unmap).
 //
 // Nothing in the standard library or x/sys does this walk of
 // /proc/self/maps, hence this package.
@@ -38,8 +39,11 @@ const (
 	// read: with Evict, its first use of each page after the trim was a
 	// major fault taken while holding its one P, about 330 of them in the
 	// benchmark's 10 s latency run (2026-12-06), none with Unmap. A fault
-	// maps the page cache's whole folio, which may be larger than a page,
-	// so more comes back than with Evict: in the proxy benchmark, no
+	// on a page still cached maps its neighbours too (fault-around, and
+	// the page cache's large folios), MADV_RANDOM or not: 64 pages around
+	// one touched page on the development machine (kernel 6.18), against
+	// that page alone after Evict. So more comes back than with Evict: in
+	// the proxy benchmark, no
 	// measurable change with the small table and 6 MiB more with 1,000
 	// services (docs/proxy.md).
 	Unmap Mode = iota
