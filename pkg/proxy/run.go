@@ -66,6 +66,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 	httpSrv := httpproxy.NewServer(p.http, httpproxy.ServerOptions{
 		ReadHeaderTimeout: p.cfg.ReadHeaderTimeout,
 		IdleTimeout:       p.cfg.ClientIdleTimeout,
+		StdServer:         p.cfg.StdHTTPServer,
 	})
 	var draining atomic.Bool
 	adminSrv := &http.Server{
@@ -121,7 +122,7 @@ func (p *Proxy) Run(ctx context.Context) error {
 // that path needed are not dropped and faulted back at once.
 const trimDelay = 2 * time.Second
 
-func serve(name string, s *http.Server, l net.Listener) error {
+func serve(name string, s interface{ Serve(net.Listener) error }, l net.Listener) error {
 	if err := s.Serve(l); err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return fmt.Errorf("%s server: %w", name, err)
 	}

@@ -1,11 +1,14 @@
 package httpproxy
 
 import (
+	"bytes"
 	"context"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 )
 
 // plainRequestAllocs is what one plain GET through the router to a backend
@@ -45,4 +48,78 @@ func TestPlainRequestAllocations(t *testing.T) {
 	if n > plainRequestAllocs {
 		t.Errorf("a plain request allocates %v times, budget %d", n, plainRequestAllocs)
 	}
+}
+
+// serverRequestAllocs is what the shared listener's server allocates to
+// read one keep-alive GET and answer it (a handler that sets Content-Type
+// and Content-Length and writes 100 bytes): net/http's parse of the head
+// (the Request, its URL and header map), the request's cancelable context,
+// and the 100 Continue-free body bookkeeping. Measured 2026-12-06, go1.26:
+// 10 against net/http's server's 17 for the same exchange. A goroutine per
+// request (net/http's background read), a header snapshot or a response
+// state per request would exceed it.
+const serverRequestAllocs = 11
+
+func TestServerRequestAllocations(t *testing.T) {
+	if raceEnabled {
+		t.Skip("allocation counts mean nothing under the race detector")
+	}
+	h := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header()["Content-Type"] = textPlain
+		w.Header()["Content-Length"] = len100
+		_, _ = w.Write(body100)
+	})
+	ours := serverAllocs(t, NewServer(h, ServerOptions{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}))
+	std := serverAllocs(t, &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute})
+	t.Logf("allocations per request: %.1f here, %.1f with net/http's server", ours, std)
+	if ours > serverRequestAllocs {
+		t.Errorf("the server allocates %v times per request, budget %d (net/http's: %v)", ours, serverRequestAllocs, std)
+	}
+}
+
+var (
+	textPlain = []string{"text/plain"}
+	len100    = []string{"100"}
+)
+
+// serverAllocs measures the allocations per request of srv, with a raw
+// keep-alive client on loopback (the client reads into fixed buffers).
+func serverAllocs(t *testing.T, srv interface {
+	Serve(net.Listener) error
+	Close() error
+}) float64 {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	defer srv.Close()
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	req := []byte("GET /items?id=1 HTTP/1.1\r\nHost: web.shop.mesh\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n")
+	buf := make([]byte, 4096)
+	_ = c.SetDeadline(time.Now().Add(30 * time.Second))
+	roundTrip := func() {
+		if _, err := c.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		// The answer is one small write by the server: read until its
+		// 100-byte body has come.
+		got := 0
+		for {
+			n, err := c.Read(buf[got:])
+			if err != nil {
+				t.Fatal(err)
+			}
+			got += n
+			if i := bytes.Index(buf[:got], []byte("\r\n\r\n")); i >= 0 && got-i-4 >= 100 {
+				return
+			}
+		}
+	}
+	roundTrip() // the connection's own set-up is not counted
+	return testing.AllocsPerRun(500, roundTrip)
 }

@@ -87,7 +87,7 @@ type proxy struct {
 	rt  *Router
 	reg *prometheus.Registry
 	url string
-	srv *http.Server
+	srv *Server
 }
 
 func newProxy(t *testing.T, opts Options) *proxy {

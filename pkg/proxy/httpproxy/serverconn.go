@@ -1,0 +1,496 @@
+package httpproxy
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/net/http/httpguts"
+)
+
+// Connection states, for Shutdown.
+const (
+	connIdle   int32 = iota // waiting for a request (or new)
+	connActive              // reading a request or serving it
+	connClosed              // closed by Shutdown or Close
+)
+
+// bgReadDelay is how long a handler runs before its connection is read in
+// the background to notice a client that has gone away (which cancels the
+// request's context). net/http starts that read for every request; most
+// proxied requests are answered well within this, and skipping it saves
+// a goroutine, a read that finds nothing, and two wake-ups per request.
+const bgReadDelay = 50 * time.Millisecond
+
+// maxHeaderBytes is net/http's DefaultMaxHeaderBytes, with its 4 KiB of
+// slack for the read buffer.
+const maxHeaderBytes = http.DefaultMaxHeaderBytes + 4096
+
+// maxPostHandlerReadBytes is how much of a request body the handler left
+// unread is read and dropped to keep the connection (net/http's figure).
+const maxPostHandlerReadBytes = 256 << 10
+
+var (
+	bufReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
+	bufWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+)
+
+// serverConn is one HTTP/1 client connection.
+type serverConn struct {
+	s     *Server
+	c     net.Conn
+	state atomic.Int32
+
+	cr     connReader
+	br     *bufio.Reader
+	bw     *bufio.Writer
+	werr   error // the first write error
+	remote string
+	ctx    context.Context
+	res    response // reused for each request
+
+	lastMethod string
+	hijacked   bool
+
+	// The background read (see bgReadDelay). mu guards the fields below.
+	mu        sync.Mutex
+	bgTimer   *time.Timer
+	inHandler bool // a handler is running with its request body done
+	timedOut  bool // bgTimer fired during this request
+	bgActive  bool
+	aborting  bool
+	bgDone    chan struct{}
+	cancelReq context.CancelFunc
+}
+
+// connReader is the reader under the connection's bufio.Reader: it limits
+// the bytes a request head may take and returns the byte a background read
+// took first (net/http's connReader).
+type connReader struct {
+	c       net.Conn
+	limited bool
+	remain  int64
+	hasByte bool
+	byteBuf [1]byte
+}
+
+func (cr *connReader) Read(p []byte) (int, error) {
+	if cr.limited {
+		if cr.remain <= 0 {
+			return 0, io.EOF // net/http's too: ReadRequest fails, then 431
+		}
+		if int64(len(p)) > cr.remain {
+			p = p[:cr.remain]
+		}
+	}
+	if len(p) == 0 {
+		return 0, nil
+	}
+	if cr.hasByte {
+		p[0] = cr.byteBuf[0]
+		cr.hasByte = false
+		cr.remain--
+		return 1, nil
+	}
+	n, err := cr.c.Read(p)
+	cr.remain -= int64(n)
+	return n, err
+}
+
+// connWriter records the connection's first write error and cancels the
+// request in flight, as net/http's checkConnErrorWriter.
+type connWriter struct{ sc *serverConn }
+
+func (w connWriter) Write(p []byte) (int, error) {
+	n, err := w.sc.c.Write(p)
+	if err != nil && w.sc.werr == nil {
+		w.sc.werr = err
+		w.sc.mu.Lock()
+		if w.sc.cancelReq != nil {
+			w.sc.cancelReq()
+		}
+		w.sc.mu.Unlock()
+	}
+	return n, err
+}
+
+// h2Preface is the first bytes of an HTTP/2 connection.
+const h2Preface = "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+
+func (sc *serverConn) serve() {
+	s := sc.s
+	if ra := sc.c.RemoteAddr(); ra != nil {
+		sc.remote = ra.String()
+	}
+	sc.ctx = context.WithValue(s.baseCtx, http.LocalAddrContextKey, sc.c.LocalAddr())
+	sc.cr.c = sc.c
+	sc.br = bufReaders.Get().(*bufio.Reader)
+	sc.br.Reset(&sc.cr)
+	sc.bw = bufWriters.Get().(*bufio.Writer)
+	sc.bw.Reset(connWriter{sc})
+	sc.bgTimer = time.AfterFunc(time.Hour, sc.bgTimeout)
+	sc.bgTimer.Stop()
+	handedOff := false
+	w := &sc.res
+	defer func() {
+		if err := recover(); err != nil && err != http.ErrAbortHandler {
+			s.std.ErrorLog.Printf("http: panic serving %v: %v", sc.remote, err)
+		}
+		sc.bgTimer.Stop()
+		if w.req != nil { // a handler panicked
+			w.cancel()
+			sc.abortBackgroundRead()
+		}
+		s.forget(sc)
+		if sc.hijacked {
+			return // the buffers went with the connection
+		}
+		if !handedOff {
+			sc.state.Store(connClosed)
+			sc.c.Close()
+		}
+		sc.br.Reset(nil)
+		bufReaders.Put(sc.br)
+		sc.bw.Reset(nil)
+		bufWriters.Put(sc.bw)
+		if w.w != nil {
+			w.w.Reset(nil)
+			bufWriters.Put(w.w)
+		}
+	}()
+
+	first := true
+	for {
+		// Wait for the request's first byte: under the header timeout for
+		// the first request, the idle timeout after.
+		if sc.br.Buffered() == 0 {
+			d := s.opts.ReadHeaderTimeout
+			if !first {
+				d = s.opts.IdleTimeout
+			}
+			if d > 0 {
+				sc.c.SetReadDeadline(time.Now().Add(d))
+			} else if !first {
+				sc.c.SetReadDeadline(time.Time{})
+			}
+			if _, err := sc.br.Peek(1); err != nil {
+				return
+			}
+			if !first && s.opts.ReadHeaderTimeout > 0 {
+				sc.c.SetReadDeadline(time.Now().Add(s.opts.ReadHeaderTimeout))
+			}
+		} else if s.opts.ReadHeaderTimeout > 0 {
+			sc.c.SetReadDeadline(time.Now().Add(s.opts.ReadHeaderTimeout))
+		}
+		if first {
+			// A new connection that has sent something is active
+			// (net/http gives it up to its header timeout).
+			if !sc.state.CompareAndSwap(connIdle, connActive) {
+				return
+			}
+			first = false
+			if h2, err := sc.h2Preface(); err != nil {
+				return
+			} else if h2 {
+				handedOff = true
+				buffered, _ := sc.br.Peek(sc.br.Buffered())
+				s.handToStd(sc.c, append([]byte(nil), buffered...))
+				return
+			}
+		}
+		req, err := sc.readRequest()
+		// As net/http: a kept-alive connection is idle for Shutdown until
+		// it has a whole request head, so that a client slow to send it
+		// does not hold Shutdown up.
+		if !sc.state.CompareAndSwap(connIdle, connActive) && sc.state.Load() != connActive {
+			return // closed by Shutdown
+		}
+		if err != nil {
+			sc.replyError(err)
+			return
+		}
+		sc.c.SetReadDeadline(time.Time{}) // the body has no timeout
+		w.reset(sc, req)
+		w.closeAfterReply = isH2Upgrade(req)
+		if req.Header.Get("Expect") != "" {
+			if !expectsContinue(req) {
+				w.Header().Set("Connection", "close")
+				w.WriteHeader(http.StatusExpectationFailed)
+				w.finish()
+				w.req = nil
+				return
+			}
+			if req.ProtoAtLeast(1, 1) && req.ContentLength != 0 {
+				w.body.expect = true
+				w.canWriteContinue.Store(true)
+			}
+		}
+
+		var h http.Handler = s.handler
+		if req.RequestURI == "*" && req.Method == http.MethodOptions {
+			h = globalOptionsHandler{}
+		}
+		sc.startHandler(w)
+		h.ServeHTTP(w, w.req)
+		w.cancel()
+		if sc.hijacked {
+			w.req = nil
+			return
+		}
+		w.finish()
+		reuse := w.shouldReuseConnection()
+		limitHit := w.requestBodyLimitHit || w.closedBodyEarly
+		w.release()
+		if !reuse {
+			if limitHit {
+				sc.closeWriteAndWait()
+			}
+			return
+		}
+		if !sc.state.CompareAndSwap(connActive, connIdle) || s.closing.Load() {
+			return
+		}
+	}
+}
+
+// h2Preface reports whether the connection starts with the HTTP/2 preface,
+// reading no further than needed to tell.
+func (sc *serverConn) h2Preface() (bool, error) {
+	for n := 1; ; n++ {
+		b, err := sc.br.Peek(n)
+		if err != nil {
+			return false, nil // ReadRequest will see the error
+		}
+		if !strings.HasPrefix(h2Preface, string(b)) {
+			return false, nil
+		}
+		if n == len(h2Preface) {
+			return true, nil
+		}
+		if m := sc.br.Buffered(); m > n {
+			n = min(m, len(h2Preface)) - 1
+		}
+	}
+}
+
+type statusError struct {
+	code int
+	text string
+}
+
+func (e statusError) Error() string { return http.StatusText(e.code) + ": " + e.text }
+
+var errTooLarge = errors.New("http: request too large")
+
+// readRequest reads the next request head with net/http's parser and
+// checks it as net/http's server does.
+func (sc *serverConn) readRequest() (*http.Request, error) {
+	sc.cr.limited, sc.cr.remain = true, maxHeaderBytes
+	if sc.lastMethod == http.MethodPost {
+		// RFC 7230 section 3 tolerance for old buggy clients.
+		peek, _ := sc.br.Peek(4)
+		n := 0
+		for n < len(peek) && (peek[n] == '\r' || peek[n] == '\n') {
+			n++
+		}
+		sc.br.Discard(n)
+	}
+	req, err := http.ReadRequest(sc.br)
+	hit := sc.cr.remain <= 0
+	sc.cr.limited = false
+	if err != nil {
+		if hit {
+			return nil, errTooLarge
+		}
+		return nil, err
+	}
+	if req.ProtoMajor != 1 && !isH2Upgrade(req) {
+		return nil, statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
+	}
+	sc.lastMethod = req.Method
+	// ReadRequest has taken the Host header out of req.Header into
+	// req.Host (and refused two). An empty one counts as missing here;
+	// net/http's server would pass it on.
+	if req.ProtoAtLeast(1, 1) && req.Host == "" && req.Method != http.MethodConnect && !isH2Upgrade(req) {
+		return nil, statusError{http.StatusBadRequest, "missing required Host header"}
+	}
+	if !httpguts.ValidHostHeader(req.Host) {
+		return nil, statusError{http.StatusBadRequest, "malformed Host header"}
+	}
+	for k, vv := range req.Header {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return nil, statusError{http.StatusBadRequest, "invalid header name"}
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return nil, statusError{http.StatusBadRequest, "invalid header value"}
+			}
+		}
+	}
+	req.RemoteAddr = sc.remote
+	return req, nil
+}
+
+// replyError answers a request that could not be read, as net/http does.
+func (sc *serverConn) replyError(err error) {
+	const errorHeaders = "\r\nContent-Type: text/plain; charset=utf-8\r\nConnection: close\r\n\r\n"
+	var se statusError
+	switch {
+	case err == errTooLarge:
+		const publicErr = "431 Request Header Fields Too Large"
+		io.WriteString(sc.c, "HTTP/1.1 "+publicErr+errorHeaders+publicErr)
+		sc.closeWriteAndWait()
+	case strings.HasPrefix(err.Error(), "unsupported transfer encoding"):
+		// ReadRequest's unsupportedTEError, which is not exported.
+		code := http.StatusNotImplemented
+		fmt.Fprintf(sc.c, "HTTP/1.1 %d %s%sUnsupported transfer encoding", code, http.StatusText(code), errorHeaders)
+	case isCommonNetReadError(err):
+	case errors.As(err, &se):
+		fmt.Fprintf(sc.c, "HTTP/1.1 %d %s: %s%s%d %s: %s", se.code, http.StatusText(se.code), se.text, errorHeaders, se.code, http.StatusText(se.code), se.text)
+	default:
+		const publicErr = "400 Bad Request"
+		io.WriteString(sc.c, "HTTP/1.1 "+publicErr+errorHeaders+publicErr)
+	}
+}
+
+func isCommonNetReadError(err error) bool {
+	if err == io.EOF {
+		return true
+	}
+	if ne, ok := err.(net.Error); ok && ne.Timeout() {
+		return true
+	}
+	if oe, ok := err.(*net.OpError); ok && oe.Op == "read" {
+		return true
+	}
+	return false
+}
+
+// rstAvoidanceDelay is how long closeWriteAndWait lets the client read
+// the response before the close (net/http's figure).
+const rstAvoidanceDelay = 500 * time.Millisecond
+
+// closeWriteAndWait flushes, half-closes, and waits before the close, so
+// that a client still sending does not get a reset before it has read
+// the response (net/http's closeWriteAndWait).
+func (sc *serverConn) closeWriteAndWait() {
+	sc.bw.Flush()
+	if cw, ok := sc.c.(interface{ CloseWrite() error }); ok {
+		cw.CloseWrite()
+	}
+	time.Sleep(rstAvoidanceDelay)
+}
+
+// isH2Upgrade reports whether req is the HTTP/2 preface's first line, which
+// net/http's server passes to the handler (the preface itself was handed to
+// the HTTP/2 server); the connection closes after.
+func isH2Upgrade(req *http.Request) bool {
+	return req.ProtoMajor == 2 && req.ProtoMinor == 0 && req.Method == "PRI" && req.RequestURI == "*"
+}
+
+func expectsContinue(r *http.Request) bool {
+	return httpguts.HeaderValuesContainsToken(r.Header["Expect"], "100-continue")
+}
+
+// startHandler arms the background read for a handler about to run.
+func (sc *serverConn) startHandler(w *response) {
+	sc.mu.Lock()
+	sc.inHandler = w.body == nil
+	sc.timedOut = false
+	sc.cancelReq = w.cancel
+	sc.mu.Unlock()
+	sc.bgTimer.Reset(bgReadDelay)
+}
+
+// bodyDone is called when the handler has read the request body to its
+// end.
+func (sc *serverConn) bodyDone() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	if sc.cancelReq == nil || sc.hijacked {
+		return
+	}
+	sc.inHandler = true
+	if sc.timedOut {
+		sc.startBackgroundReadLocked()
+	}
+}
+
+func (sc *serverConn) bgTimeout() {
+	sc.mu.Lock()
+	defer sc.mu.Unlock()
+	sc.timedOut = true
+	if sc.inHandler && !sc.hijacked {
+		sc.startBackgroundReadLocked()
+	}
+}
+
+func (sc *serverConn) startBackgroundReadLocked() {
+	if sc.bgActive || sc.cr.hasByte {
+		return
+	}
+	sc.bgActive = true
+	sc.bgDone = make(chan struct{})
+	go sc.backgroundRead(sc.bgDone)
+}
+
+// backgroundRead reads one byte: the client's next pipelined request, or
+// its hang-up, which cancels the request in flight (net/http's).
+func (sc *serverConn) backgroundRead(done chan struct{}) {
+	n, err := sc.c.Read(sc.cr.byteBuf[:])
+	sc.mu.Lock()
+	if n == 1 {
+		sc.cr.hasByte = true
+	}
+	if ne, ok := err.(net.Error); ok && sc.aborting && ne.Timeout() {
+		// the expected error of abortBackgroundRead
+	} else if err != nil && sc.cancelReq != nil {
+		sc.cancelReq()
+	}
+	sc.bgActive = false
+	sc.mu.Unlock()
+	close(done)
+}
+
+// abortBackgroundRead stops the background read, if any, and waits for
+// it; after it the handler's request is over for the connection.
+func (sc *serverConn) abortBackgroundRead() {
+	sc.bgTimer.Stop()
+	sc.mu.Lock()
+	sc.inHandler = false
+	sc.cancelReq = nil
+	active, done := sc.bgActive, sc.bgDone
+	if active {
+		sc.aborting = true
+		sc.c.SetReadDeadline(aLongTimeAgo)
+	}
+	sc.mu.Unlock()
+	if active {
+		<-done
+		sc.mu.Lock()
+		sc.aborting = false
+		sc.mu.Unlock()
+		sc.c.SetReadDeadline(time.Time{})
+	}
+}
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// globalOptionsHandler answers "OPTIONS *", as net/http's server does.
+type globalOptionsHandler struct{}
+
+func (globalOptionsHandler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	w.Header().Set("Content-Length", "0")
+	if r.ContentLength != 0 {
+		mb := http.MaxBytesReader(w, r.Body, 4<<10)
+		io.Copy(io.Discard, mb)
+	}
+}
