@@ -33,7 +33,7 @@ type Config struct {
 
 	RawSocketIO bool `description:"Read and write HTTP client and backend connections with raw system calls, which keep the Go scheduler's processor on the calling thread (pkg/proxy/sockio): about 11% less CPU per request. Off uses Go's usual path. See docs/proxy.md." export:"true"`
 
-	StdHTTPServer bool `description:"Serve HTTP/1 client connections with Go's net/http server instead of the proxy's own connection loop (pkg/proxy/httpproxy, Server), which uses about 15% less CPU per request. A fallback; h2c is served by net/http either way. See docs/proxy.md." export:"true"`
+	StdHTTPServer bool `description:"Serve HTTP/1 client connections with Go's net/http server instead of the proxy's own connection loop (pkg/proxy/httpproxy, Server), which uses about 12% less CPU per request. A fallback; h2c is served by net/http either way. See docs/proxy.md." export:"true"`
 
 	TrimStartupPages bool `description:"Two seconds after start, unmap the executable's pages that start-up touched (the controller's Kubernetes code runs its initialisers in every subcommand); they stay in the page cache, and about 25 MiB less RSS. See docs/proxy.md." export:"true"`
 

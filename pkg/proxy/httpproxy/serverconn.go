@@ -2,6 +2,7 @@ package httpproxy
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -169,25 +170,25 @@ func (sc *serverConn) serve() {
 
 	first := true
 	for {
-		// Wait for the request's first byte: under the header timeout for
-		// the first request, the idle timeout after.
-		if sc.br.Buffered() == 0 {
-			d := s.opts.ReadHeaderTimeout
-			if !first {
-				d = s.opts.IdleTimeout
-			}
+		// Wait for the request's first bytes: under the header timeout
+		// for the first request, the idle timeout after. Four bytes after
+		// the first request, as net/http: a kept-alive connection that ends
+		// within them is closed without an answer.
+		n, d := 1, s.opts.ReadHeaderTimeout
+		if !first {
+			n, d = 4, s.opts.IdleTimeout
+		}
+		if sc.br.Buffered() < n {
 			if d > 0 {
 				sc.c.SetReadDeadline(time.Now().Add(d))
 			} else if !first {
 				sc.c.SetReadDeadline(time.Time{})
 			}
-			if _, err := sc.br.Peek(1); err != nil {
+			if _, err := sc.br.Peek(n); err != nil {
 				return
 			}
-			if !first && s.opts.ReadHeaderTimeout > 0 {
-				sc.c.SetReadDeadline(time.Now().Add(s.opts.ReadHeaderTimeout))
-			}
-		} else if s.opts.ReadHeaderTimeout > 0 {
+		}
+		if !first && s.opts.ReadHeaderTimeout > 0 {
 			sc.c.SetReadDeadline(time.Now().Add(s.opts.ReadHeaderTimeout))
 		}
 		if first {
@@ -303,6 +304,8 @@ func (sc *serverConn) readRequest() (*http.Request, error) {
 		}
 		sc.br.Discard(n)
 	}
+	buffered, _ := sc.br.Peek(sc.br.Buffered())
+	abs, hostField, hostValue := absoluteHead(buffered)
 	req, err := http.ReadRequest(sc.br)
 	hit := sc.cr.remain <= 0
 	sc.cr.limited = false
@@ -316,13 +319,15 @@ func (sc *serverConn) readRequest() (*http.Request, error) {
 		return nil, statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
 	}
 	sc.lastMethod = req.Method
-	// ReadRequest has taken the Host header out of req.Header into
-	// req.Host (and refused two). An empty one counts as missing here;
-	// net/http's server would pass it on.
-	if req.ProtoAtLeast(1, 1) && req.Host == "" && req.Method != http.MethodConnect && !isH2Upgrade(req) {
+	// ReadRequest has taken the Host header out of req.Header (and refused
+	// two), and set req.Host from the URL of an absolute-form request, so
+	// the header's absence is seen in req.Host only for origin form; for
+	// absolute form absoluteHead looked at the head before. An empty Host
+	// header counts as missing here; net/http's server would pass it on.
+	if req.ProtoAtLeast(1, 1) && (req.Host == "" || abs && !hostField) && req.Method != http.MethodConnect && !isH2Upgrade(req) {
 		return nil, statusError{http.StatusBadRequest, "missing required Host header"}
 	}
-	if !httpguts.ValidHostHeader(req.Host) {
+	if !abs && !httpguts.ValidHostHeader(req.Host) || abs && hostField && !httpguts.ValidHostHeader(hostValue) {
 		return nil, statusError{http.StatusBadRequest, "malformed Host header"}
 	}
 	for k, vv := range req.Header {
@@ -387,6 +392,36 @@ func (sc *serverConn) closeWriteAndWait() {
 		cw.CloseWrite()
 	}
 	time.Sleep(rstAvoidanceDelay)
+}
+
+// absoluteHead reports whether the request head at the start of b has an
+// absolute-form target (not "/..." or "*"), and if so whether it has a
+// Host field, and that field's value (the first, trimmed). A head not
+// wholly in b (over the 4 KiB read buffer, or not all come yet) is taken
+// to have a valid one.
+func absoluteHead(b []byte) (abs, host bool, value string) {
+	line, rest, ok := bytes.Cut(b, []byte("\n"))
+	if !ok {
+		return false, false, ""
+	}
+	_, target, _ := bytes.Cut(line, []byte(" "))
+	if len(target) == 0 || target[0] == '/' || target[0] == '*' {
+		return false, false, ""
+	}
+	for len(rest) > 0 {
+		line, rest, ok = bytes.Cut(rest, []byte("\n"))
+		if !ok {
+			return true, true, "" // the head goes on past b
+		}
+		line = bytes.TrimSuffix(line, []byte("\r"))
+		if len(line) == 0 {
+			return true, false, ""
+		}
+		if name, v, ok := bytes.Cut(line, []byte(":")); ok && bytes.EqualFold(name, []byte("Host")) {
+			return true, true, string(bytes.Trim(v, " \t"))
+		}
+	}
+	return true, true, ""
 }
 
 // isH2Upgrade reports whether req is the HTTP/2 preface's first line, which

@@ -90,9 +90,34 @@ func (w *response) release() {
 	w.req, w.body, w.snap = nil, nil, nil
 }
 
+// hasToken is net/http's: whether the lower-case token appears in v, in
+// any case, bounded by space, tab or comma (not only by commas, as
+// httpguts' list rule would have it).
 func hasToken(v, token string) bool {
-	return v != "" && httpguts.HeaderValuesContainsToken([]string{v}, token)
+	if len(token) > len(v) || token == "" {
+		return false
+	}
+	if v == token {
+		return true
+	}
+	for sp := 0; sp <= len(v)-len(token); sp++ {
+		if b := v[sp]; b != token[0] && b|0x20 != token[0] {
+			continue
+		}
+		if sp > 0 && !isTokenBoundary(v[sp-1]) {
+			continue
+		}
+		if end := sp + len(token); end != len(v) && !isTokenBoundary(v[end]) {
+			continue
+		}
+		if strings.EqualFold(v[sp:sp+len(token)], token) {
+			return true
+		}
+	}
+	return false
 }
+
+func isTokenBoundary(b byte) bool { return b == ' ' || b == ',' || b == '\t' }
 
 func (w *response) Header() http.Header {
 	if w.snap == nil && w.wroteHeader && !w.cw.wroteHeader {
@@ -666,7 +691,6 @@ type requestBody struct {
 	mu     sync.Mutex
 	sawEOF atomic.Bool
 	closed bool
-	err    error // a read error other than EOF
 	n      int64 // bytes read
 }
 
@@ -691,12 +715,8 @@ func (b *requestBody) readLocked(p []byte) (int, error) {
 	}
 	n, err := b.rc.Read(p)
 	b.n += int64(n)
-	if err == io.EOF {
-		if !b.sawEOF.Swap(true) {
-			b.res.sc.bodyDone()
-		}
-	} else if err != nil && b.err == nil {
-		b.err = err
+	if err == io.EOF && !b.sawEOF.Swap(true) {
+		b.res.sc.bodyDone()
 	}
 	return n, err
 }
@@ -726,7 +746,7 @@ func (b *requestBody) discardRest() discardResult {
 		return discardDone
 	case b.closed && !b.res.closedBodyEarly:
 		return discardDone // closed with nothing left (Close reads to the end)
-	case b.closed || b.err != nil:
+	case b.closed:
 		return discardFailed
 	case b.res.req.ContentLength > 0 && b.res.req.ContentLength-b.n >= maxPostHandlerReadBytes:
 		return discardTooBig
@@ -749,14 +769,17 @@ func (b *requestBody) finish() {
 		b.mu.Unlock()
 		return
 	}
-	done, failed := b.sawEOF.Load(), b.err != nil
+	done := b.sawEOF.Load()
 	remaining := b.res.req.ContentLength - b.n
 	b.mu.Unlock()
 	if done || b.res.closeAfterReply {
 		b.closeForGood()
 		return
 	}
-	if failed || (b.res.req.ContentLength > 0 && remaining > maxPostHandlerReadBytes) {
+	// After a read error the body itself says what is left: net/http's
+	// body counts a short Content-Length body as ended (its next read
+	// is io.EOF), a broken chunked one as closed.
+	if b.res.req.ContentLength > 0 && remaining > maxPostHandlerReadBytes {
 		b.res.closedBodyEarly = true
 		b.closeForGood()
 		return
