@@ -158,6 +158,14 @@ func (sc *serverConn) serve() {
 			sc.state.Store(connClosed)
 			sc.c.Close()
 		}
+		if w.body != nil {
+			// A handler panicked with the body open: a transport may
+			// still be reading it. The close above ends a read under way;
+			// closing the body waits for it and refuses the next, before
+			// the read buffer goes back to the pool for another
+			// connection.
+			w.body.closeForGood()
+		}
 		sc.br.Reset(nil)
 		bufReaders.Put(sc.br)
 		sc.bw.Reset(nil)
