@@ -88,17 +88,7 @@ func serverAllocs(t *testing.T, srv interface {
 	Serve(net.Listener) error
 	Close() error
 }) float64 {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(l) }()
-	defer srv.Close()
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := serveAndDial(t, srv)
 	req := []byte("GET /items?id=1 HTTP/1.1\r\nHost: web.shop.mesh\r\nUser-Agent: test\r\nAccept: */*\r\n\r\n")
 	buf := make([]byte, 4096)
 	_ = c.SetDeadline(time.Now().Add(30 * time.Second))

@@ -24,17 +24,7 @@ func TestServerBodyClosedAfterHandlerPanic(t *testing.T) {
 		}()
 		panic(http.ErrAbortHandler)
 	}), ServerOptions{ReadHeaderTimeout: 5 * time.Second})
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = srv.Serve(l) }()
-	defer srv.Close()
-	c, err := net.Dial("tcp", l.Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	c := serveAndDial(t, srv)
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	if _, err := io.WriteString(c, "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\nabc"); err != nil {
 		t.Fatal(err)
@@ -52,4 +42,25 @@ func TestServerBodyClosedAfterHandlerPanic(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("the body read did not return")
 	}
+}
+
+// serveAndDial serves srv on a fresh loopback listener and returns a
+// connection to it; both end with the test.
+func serveAndDial(t *testing.T, srv interface {
+	Serve(net.Listener) error
+	Close() error
+}) net.Conn {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go func() { _ = srv.Serve(l) }()
+	t.Cleanup(func() { srv.Close() })
+	c, err := net.Dial("tcp", l.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
