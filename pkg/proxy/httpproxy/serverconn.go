@@ -206,9 +206,7 @@ func (sc *serverConn) serve() {
 				return
 			}
 			first = false
-			if h2, err := sc.h2Preface(); err != nil {
-				return
-			} else if h2 {
+			if sc.h2Preface() {
 				handedOff = true
 				buffered, _ := sc.br.Peek(sc.br.Buffered())
 				s.handToStd(sc.c, append([]byte(nil), buffered...))
@@ -272,17 +270,17 @@ func (sc *serverConn) serve() {
 
 // h2Preface reports whether the connection starts with the HTTP/2 preface,
 // reading no further than needed to tell.
-func (sc *serverConn) h2Preface() (bool, error) {
+func (sc *serverConn) h2Preface() bool {
 	for n := 1; ; n++ {
 		b, err := sc.br.Peek(n)
 		if err != nil {
-			return false, nil // ReadRequest will see the error
+			return false // ReadRequest will see the error
 		}
 		if !strings.HasPrefix(h2Preface, string(b)) {
-			return false, nil
+			return false
 		}
 		if n == len(h2Preface) {
-			return true, nil
+			return true
 		}
 		if m := sc.br.Buffered(); m > n {
 			n = min(m, len(h2Preface)) - 1
@@ -513,7 +511,7 @@ func (sc *serverConn) abortBackgroundRead() {
 	active, done := sc.bgActive, sc.bgDone
 	if active {
 		sc.aborting = true
-		sc.c.SetReadDeadline(aLongTimeAgo)
+		sc.c.SetReadDeadline(expired)
 	}
 	sc.mu.Unlock()
 	if active {
@@ -524,8 +522,6 @@ func (sc *serverConn) abortBackgroundRead() {
 		sc.c.SetReadDeadline(time.Time{})
 	}
 }
-
-var aLongTimeAgo = time.Unix(1, 0)
 
 // globalOptionsHandler answers "OPTIONS *", as net/http's server does.
 type globalOptionsHandler struct{}

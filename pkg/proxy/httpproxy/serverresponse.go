@@ -79,8 +79,9 @@ func (w *response) reset(sc *serverConn, req *http.Request) {
 		w.body = &requestBody{rc: req.Body, res: w}
 		req.Body = w.body
 	}
-	w.wants10KeepAlive = req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(req.Header.Get("Connection"), "keep-alive")
-	w.wantsClose = req.Close || hasToken(req.Header.Get("Connection"), "close")
+	conn := req.Header.Get("Connection")
+	w.wants10KeepAlive = req.ProtoMajor == 1 && req.ProtoMinor == 0 && hasToken(conn, "keep-alive")
+	w.wantsClose = req.Close || hasToken(conn, "close")
 }
 
 // release readies w for the connection's next request.
