@@ -99,3 +99,57 @@ func TestClusterIPRejected(t *testing.T) {
 		}
 	}
 }
+
+// TestShadowDeletedComesBackWithItsClusterIP: a shadow deleted from under
+// the controller is made again with the address it had, even when the
+// apiserver has not released that address by the first create (it
+// releases it after the deletion's watch event); it does not move to the
+// next attempt's address.
+func TestShadowDeletedComesBackWithItsClusterIP(t *testing.T) {
+	picker, err := shadow.NewIPPicker("10.96.0.0/16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := picker.Pick("web--default", 0).String()
+	kube := fake.NewClientset(
+		&networkingv1.ServiceCIDR{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes"}, Spec: networkingv1.ServiceCIDRSpec{CIDRs: []string{"10.96.0.0/16"}}},
+		service("default", "web", nil, corev1.ServicePort{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}),
+	)
+	var mu sync.Mutex
+	held := 0 // creates of own to refuse, as if the address were still held
+	var asked []string
+	kube.PrependReactor("create", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		svc := a.(k8stesting.CreateAction).GetObject().(*corev1.Service)
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, svc.Spec.ClusterIP)
+		if svc.Spec.ClusterIP == own && held > 0 {
+			held--
+			return true, nil, apierrors.NewInvalid(schema.GroupKind{Kind: "Service"}, svc.Name, field.ErrorList{
+				field.Invalid(field.NewPath("spec", "clusterIPs").Index(0), own, "failed to allocate IP "+own+": provided IP is already allocated"),
+			})
+		}
+		return false, nil, nil
+	})
+	start(t, kube)
+	waitFor(t, "the shadow", func() bool { return getShadow(kube, "web--default") != nil })
+	mu.Lock()
+	held, asked = 3, nil
+	mu.Unlock()
+	if err := kube.CoreV1().Services("nodemesh").Delete(t.Context(), "web--default", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the shadow made again", func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(asked) > 0 && getShadow(kube, "web--default") != nil
+	})
+	mu.Lock()
+	defer mu.Unlock()
+	if got := getShadow(kube, "web--default").Spec.ClusterIP; got != own {
+		t.Errorf("made again with ClusterIP %q, want its own %q (creates asked for %q)", got, own, asked)
+	}
+	if len(asked) != 4 {
+		t.Errorf("creates asked for %q, want 3 refused and 1 taken", asked)
+	}
+}

@@ -115,6 +115,11 @@ type shadowWriter struct {
 	// by the informer on every change).
 	diffedGen    uint64
 	diffedActual map[*corev1.Service]struct{}
+
+	// seenIPs holds the ClusterIP each shadow was last seen with, so that
+	// a shadow deleted from under the controller comes back with it
+	// (create).
+	seenIPs map[string]string
 }
 
 func newShadowWriter(c *Controller) *shadowWriter {
@@ -126,6 +131,7 @@ func newShadowWriter(c *Controller) *shadowWriter {
 		c: c, kube: c.clients.kube, lister: c.src.shadowLister, ns: c.cfg.MeshNamespace,
 		bulk: q("nodemesh-shadows-bulk"), fresh: q("nodemesh-shadows-fresh"),
 		pending: map[string]bool{}, writing: map[string]bool{}, again: map[string]bool{},
+		seenIPs: map[string]string{},
 	}
 }
 
@@ -201,6 +207,9 @@ func (w *shadowWriter) enqueueDiff(d *desiredState, actual []*corev1.Service) {
 	w.diffedActual = make(map[*corev1.Service]struct{}, len(actual))
 	for _, a := range actual {
 		w.diffedActual[a] = struct{}{}
+		if ip := a.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
+			w.seenIPs[a.Name] = ip
+		}
 	}
 	lane := w.fresh
 	if !w.started || len(fresh) > freshLimit {
@@ -328,6 +337,9 @@ func (w *shadowWriter) sync(ctx context.Context, name string) error {
 	}
 	switch {
 	case desired == nil && actual != nil:
+		w.mu.Lock()
+		delete(w.seenIPs, name)
+		w.mu.Unlock()
 		uid := actual.UID
 		err := w.kube.CoreV1().Services(w.ns).Delete(ctx, name, metav1.DeleteOptions{Preconditions: &metav1.Preconditions{UID: &uid}})
 		w.c.metrics.wrote("delete")
@@ -365,6 +377,9 @@ func (w *shadowWriter) create(ctx context.Context, desired *corev1.Service) erro
 			ip := w.ips.Pick(desired.Name, attempt).String()
 			svc.Spec.ClusterIP, svc.Spec.ClusterIPs = ip, []string{ip}
 			err := w.createOne(ctx, svc)
+			if attempt == 0 && clusterIPRejected(err) && w.hadIP(desired.Name, ip) {
+				err = w.awaitOwnIP(ctx, svc, err)
+			}
 			if !clusterIPRejected(err) {
 				return err
 			}
@@ -372,6 +387,35 @@ func (w *shadowWriter) create(ctx context.Context, desired *corev1.Service) erro
 		}
 	}
 	return w.createOne(ctx, desired)
+}
+
+// ownIPWait bounds how long a shadow re-created after a deletion waits for
+// the ClusterIP it had, polling every ownIPPoll. The apiserver releases a
+// deleted Service's address after the deletion's watch event, which is
+// what makes the controller re-create the shadow: measured in the
+// integration test, the first create could still find the address taken.
+const (
+	ownIPWait = 2 * time.Second
+	ownIPPoll = 50 * time.Millisecond
+)
+
+// hadIP reports whether the shadow name was last seen with ClusterIP ip.
+func (w *shadowWriter) hadIP(name, ip string) bool {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.seenIPs[name] == ip
+}
+
+// awaitOwnIP creates svc, whose ClusterIP is the one its deleted
+// predecessor had, until the address is free again or ownIPWait has
+// passed; it returns the last create's error (err, the first one's, when
+// ctx ends before another).
+func (w *shadowWriter) awaitOwnIP(ctx context.Context, svc *corev1.Service, err error) error {
+	_ = wait.PollUntilContextTimeout(ctx, ownIPPoll, ownIPWait, false, func(ctx context.Context) (bool, error) {
+		err = w.createOne(ctx, svc)
+		return !clusterIPRejected(err), nil
+	})
+	return err
 }
 
 // createOne sends one create of svc and counts it.
