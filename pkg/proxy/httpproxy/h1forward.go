@@ -305,8 +305,10 @@ func removeHopByHop(h http.Header) {
 			}
 		}
 	}
+	// The names are canonical already: delete them directly rather than
+	// through Header.Del, which canonicalises each one again.
 	for _, f := range hopHeaders[:len(hopHeaders)-1] {
-		h.Del(f)
+		delete(h, f)
 	}
 }
 

@@ -1,10 +1,15 @@
 package httpproxy
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 )
@@ -63,4 +68,50 @@ func serveAndDial(t *testing.T, srv interface {
 	}
 	t.Cleanup(func() { c.Close() })
 	return c
+}
+
+// TestWriteHeaderFieldsMatchesWriteSubset checks the server's header writer
+// against net/http's, which it replaces, on the cases WriteSubset treats
+// specially, and on generated headers past the 16 names kept on the stack.
+func TestWriteHeaderFieldsMatchesWriteSubset(t *testing.T) {
+	cases := []struct {
+		name    string
+		h       http.Header
+		exclude map[string]bool
+	}{
+		{"empty", http.Header{}, nil},
+		{"plain", http.Header{"Content-Type": {"text/plain"}, "X-A": {"1", "2"}, "Etag": {`"x"`}}, nil},
+		{"excluded", http.Header{"Content-Length": {"3"}, "Transfer-Encoding": {"chunked"}, "X": {"y"}}, excludedHeadersNoBody},
+		{"newlines", http.Header{"X-Cr": {"a\rb"}, "X-Lf": {"a\nb"}, "X-Crlf": {"a\r\nb\r\n"}}, nil},
+		{"spaces", http.Header{"X": {"  padded\t", "\t", ""}}, nil},
+		{"invalid names", http.Header{"Bad Name": {"v"}, "": {"v"}, "Ok": {"v"}, "Bad:Colon": {"v"}}, nil},
+		{"lower and odd names", http.Header{"x-lower": {"v"}, "X-Upper": {"v"}, "A": {"v"}, "a": {"w"}}, nil},
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for i := range 50 {
+		h := http.Header{}
+		for j := range 1 + rng.IntN(40) {
+			k := fmt.Sprintf("X-%c%d", 'A'+rng.IntN(26), j)
+			for range 1 + rng.IntN(3) {
+				h[k] = append(h[k], strings.Repeat(" \r\nv", rng.IntN(3)))
+			}
+		}
+		cases = append(cases, struct {
+			name    string
+			h       http.Header
+			exclude map[string]bool
+		}{fmt.Sprintf("generated %d", i), h, map[string]bool{"X-A0": true}})
+	}
+	for _, tc := range cases {
+		var want, got bytes.Buffer
+		if err := tc.h.WriteSubset(&want, tc.exclude); err != nil {
+			t.Fatal(err)
+		}
+		bw := bufio.NewWriter(&got)
+		writeHeaderFields(bw, tc.h, tc.exclude)
+		bw.Flush()
+		if got.String() != want.String() {
+			t.Errorf("%s: got\n%q\nwant\n%q", tc.name, got.String(), want.String())
+		}
+	}
 }

@@ -7,6 +7,8 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -143,7 +145,7 @@ func (w *response) WriteHeader(code int) {
 	if code >= 100 && code <= 199 && code != http.StatusSwitchingProtocols {
 		bw := w.sc.bw
 		writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code, w.statusBuf[:])
-		w.hdr.WriteSubset(bw, excludedHeadersNoBody)
+		writeHeaderFields(bw, w.hdr, excludedHeadersNoBody)
 		bw.WriteString("\r\n")
 		bw.Flush()
 		return
@@ -151,7 +153,7 @@ func (w *response) WriteHeader(code int) {
 	w.wroteHeader = true
 	w.status = code
 	badCL := false
-	if cl := w.hdr.Get("Content-Length"); cl != "" {
+	if cl := hget(w.hdr, "Content-Length"); cl != "" {
 		v, err := strconv.ParseInt(cl, 10, 64)
 		if err == nil && v >= 0 {
 			w.contentLength = v
@@ -190,7 +192,7 @@ func (w *response) headFinal() bool {
 		return true
 	}
 	_, haveType := h["Content-Type"]
-	return w.contentLength != -1 && (haveType || h.Get("Content-Encoding") != "" || h.Get("Transfer-Encoding") != "")
+	return w.contentLength != -1 && (haveType || hget(h, "Content-Encoding") != "" || hget(h, "Transfer-Encoding") != "")
 }
 
 var excludedHeadersNoBody = map[string]bool{"Content-Length": true, "Transfer-Encoding": true}
@@ -516,7 +518,7 @@ func (cw *chunkWriter) writeHeader(p []byte) {
 		foreachHeaderElement(v, w.declareTrailer)
 	}
 
-	te := header.Get("Transfer-Encoding")
+	te := hget(header, "Transfer-Encoding")
 	hasTE := te != ""
 
 	// The handler is done and this is the whole body: say its length.
@@ -527,7 +529,7 @@ func (cw *chunkWriter) writeHeader(p []byte) {
 	}
 
 	if w.wants10KeepAlive && keepAlives {
-		if header.Get("Content-Length") != "" && header.Get("Connection") == "keep-alive" {
+		if hget(header, "Content-Length") != "" && hget(header, "Connection") == "keep-alive" {
 			w.closeAfterReply = false
 		}
 	}
@@ -539,7 +541,7 @@ func (cw *chunkWriter) writeHeader(p []byte) {
 	} else if !w.req.ProtoAtLeast(1, 1) || w.wantsClose {
 		w.closeAfterReply = true
 	}
-	if header.Get("Connection") == "close" || !keepAlives {
+	if hget(header, "Connection") == "close" || !keepAlives {
 		w.closeAfterReply = true
 	}
 	// A 100-continue never answered, or a body not read to its end:
@@ -564,7 +566,7 @@ func (cw *chunkWriter) writeHeader(p []byte) {
 	code := w.status
 	if bodyAllowedForStatus(code) {
 		_, haveType := header["Content-Type"]
-		hasCE := header.Get("Content-Encoding") != ""
+		hasCE := hget(header, "Content-Encoding") != ""
 		if !hasCE && !haveType && !hasTE && len(p) > 0 {
 			set.contentType = http.DetectContentType(p)
 		}
@@ -608,7 +610,7 @@ func (cw *chunkWriter) writeHeader(p []byte) {
 	if !w.req.ProtoAtLeast(1, 0) {
 		return
 	}
-	if w.closeAfterReply && (!keepAlives || !hasToken(header.Get("Connection"), "close")) && !isProtocolSwitch(w.status, header) {
+	if w.closeAfterReply && (!keepAlives || !hasToken(hget(header, "Connection"), "close")) && !isProtocolSwitch(w.status, header) {
 		delHeader("Connection")
 		if w.req.ProtoAtLeast(1, 1) {
 			set.connection = "close"
@@ -616,13 +618,57 @@ func (cw *chunkWriter) writeHeader(p []byte) {
 	}
 	bw := w.sc.bw
 	writeStatusLine(bw, w.req.ProtoAtLeast(1, 1), code, w.statusBuf[:])
-	header.WriteSubset(bw, exclude)
+	writeHeaderFields(bw, header, exclude)
 	set.write(bw)
 	bw.WriteString("\r\n")
 }
 
+// hget is http.Header.Get for a name already in canonical form, without
+// canonicalising it again on every call.
+func hget(h http.Header, canonicalKey string) string {
+	if v := h[canonicalKey]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
+}
+
+// writeHeaderFields writes h less exclude in wire format, byte for byte as
+// http.Header.WriteSubset does: names sorted, invalid names dropped, CR and
+// LF in a value turned into spaces, values trimmed. WriteSubset's general
+// path (a pooled sorter, a sort through a comparison function and a
+// strings.Replacer call for every value) was about half of the time the
+// server spent writing a response head at 2,000 req/s (perf, 2026-12-06).
+func writeHeaderFields(bw *bufio.Writer, h http.Header, exclude map[string]bool) {
+	var small [16]string
+	keys := small[:0]
+	for k := range h {
+		if !exclude[k] {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	for _, k := range keys {
+		if !httpguts.ValidHeaderFieldName(k) {
+			continue
+		}
+		for _, v := range h[k] {
+			if strings.ContainsAny(v, "\r\n") {
+				v = headerNewlineToSpace.Replace(v)
+			}
+			v = textproto.TrimString(v)
+			bw.WriteString(k)
+			bw.WriteString(": ")
+			bw.WriteString(v)
+			bw.WriteString("\r\n")
+		}
+	}
+}
+
+// headerNewlineToSpace is net/http's.
+var headerNewlineToSpace = strings.NewReplacer("\n", " ", "\r", " ")
+
 func isProtocolSwitch(code int, h http.Header) bool {
-	return code == http.StatusSwitchingProtocols && h.Get("Upgrade") != "" &&
+	return code == http.StatusSwitchingProtocols && hget(h, "Upgrade") != "" &&
 		httpguts.HeaderValuesContainsToken(h["Connection"], "Upgrade")
 }
 
