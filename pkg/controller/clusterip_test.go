@@ -18,6 +18,16 @@ import (
 	"github.com/nodemesh/nodemesh/pkg/shadow"
 )
 
+// webInServiceCIDR is a clientset holding the cluster's ServiceCIDR
+// (10.96.0.0/16, readable by the controller) and one meshed Service,
+// default/web.
+func webInServiceCIDR() *fake.Clientset {
+	return fake.NewClientset(
+		&networkingv1.ServiceCIDR{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes"}, Spec: networkingv1.ServiceCIDRSpec{CIDRs: []string{"10.96.0.0/16"}}},
+		service("default", "web", nil, corev1.ServicePort{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}),
+	)
+}
+
 // TestShadowClusterIPsChosen: with the cluster's ServiceCIDR readable, a
 // shadow is created with the picker's address for its name; a taken
 // address moves to the next attempt's; when every attempt is taken, the
@@ -37,10 +47,7 @@ func TestShadowClusterIPsChosen(t *testing.T) {
 		{"every attempt taken", ipAttempts, ""},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			kube := fake.NewClientset(
-				&networkingv1.ServiceCIDR{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes"}, Spec: networkingv1.ServiceCIDRSpec{CIDRs: []string{"10.96.0.0/16"}}},
-				service("default", "web", nil, corev1.ServicePort{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}),
-			)
+			kube := webInServiceCIDR()
 			var mu sync.Mutex
 			var asked []string
 			kube.PrependReactor("create", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
@@ -111,10 +118,7 @@ func TestShadowDeletedComesBackWithItsClusterIP(t *testing.T) {
 		t.Fatal(err)
 	}
 	own := picker.Pick("web--default", 0).String()
-	kube := fake.NewClientset(
-		&networkingv1.ServiceCIDR{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes"}, Spec: networkingv1.ServiceCIDRSpec{CIDRs: []string{"10.96.0.0/16"}}},
-		service("default", "web", nil, corev1.ServicePort{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}),
-	)
+	kube := webInServiceCIDR()
 	var mu sync.Mutex
 	held := 0 // creates of own to refuse, as if the address were still held
 	var asked []string

@@ -41,7 +41,8 @@ type ServerOptions struct {
 // net/http's server checks on top (Host, header names and values, the
 // header size limit), and frames responses by net/http's rules, ported
 // from its chunkWriter.writeHeader: the same bytes on the wire for the
-// same handler (server_diff_test.go). It differs in one behaviour: a
+// same handler (server_diff_test.go). Its differences are deliberate and
+// asserted there (docs/proxy.md lists them): the chief one is that a
 // client that disconnects during a request with no body left to read is
 // noticed once the handler has run for bgReadDelay, not at once.
 //
