@@ -12,7 +12,11 @@
 // 1 ms to every sample. Each connection instead waits on its own timerfd,
 // armed at the absolute due time; the netpoller wakes as soon as it fires.
 //
-// Output: one JSON object on stdout.
+// Output: one JSON object on stdout. With -dump FILE, also every measured
+// request as a line "due latency": its due time in CLOCK_MONOTONIC
+// nanoseconds, the clock `perf record -k CLOCK_MONOTONIC` stamps its events
+// with, and its latency in nanoseconds (-1: failed, -2: never sent), so that
+// slow requests can be lined up with a trace of the proxy's core.
 package main
 
 import (
@@ -54,6 +58,7 @@ func main() {
 	conns := flag.Int("conns", 16, "keep-alive connections")
 	duration := flag.Duration("duration", 10*time.Second, "measured time")
 	warmup := flag.Duration("warmup", time.Second, "time at the same rate before measuring")
+	dump := flag.String("dump", "", "file for every measured request's due time (CLOCK_MONOTONIC ns) and latency (ns)")
 	flag.Parse()
 	debug.SetGCPercent(-1)
 	if *host == "" {
@@ -120,6 +125,11 @@ func main() {
 	}
 	wg.Wait()
 
+	if *dump != "" {
+		if err := writeDump(*dump, start, int64(interval), skip, samples); err != nil {
+			log.Fatal(err)
+		}
+	}
 	res := result{Rate: *rate, Conns: *conns, Errors: errs.Load()}
 	lat := make([]int64, 0, total-skip)
 	for _, s := range samples[skip:] {
@@ -143,6 +153,24 @@ func main() {
 	if res.Errors > 0 || res.Late > 0 {
 		os.Exit(1)
 	}
+}
+
+// writeDump writes the measured requests (samples[skip:]) to path, a line
+// each: the due time of request i is start + i*interval.
+func writeDump(path string, start, interval int64, skip int, samples []int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	for i := skip; i < len(samples); i++ {
+		fmt.Fprintf(w, "%d %d\n", start+int64(i)*interval, samples[i])
+	}
+	if err := w.Flush(); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
 }
 
 // rank returns the nearest-rank q-quantile of sorted.
