@@ -8,12 +8,14 @@ import (
 	"net"
 	"net/http"
 	"net/http/httputil"
+	"net/textproto"
 	"os"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/vulcand/oxy/v2/forward"
+	"golang.org/x/net/http/httpguts"
 )
 
 // h1Forwarder is the forwarder of scheme http. The plain requests that make
@@ -452,7 +454,7 @@ func (h *reqHead) write(w *bufio.Writer) error {
 	}
 	for i := range h.fields {
 		f := &h.fields[i]
-		if !validFieldName(f.key) {
+		if !httpguts.ValidHeaderFieldName(f.key) {
 			continue // Request.Write drops them too
 		}
 		if f.single {
@@ -478,21 +480,7 @@ func writeField(w *bufio.Writer, k, v string) {
 // turned into spaces, surrounding white space trimmed.
 func cleanValue(v string) string {
 	if strings.ContainsAny(v, "\r\n") {
-		v = strings.NewReplacer("\n", " ", "\r", " ").Replace(v)
+		v = headerNewlineToSpace.Replace(v)
 	}
-	return strings.Trim(v, " \t\r\n")
-}
-
-// validFieldName is httpguts.ValidHeaderFieldName: a non-empty token.
-func validFieldName(k string) bool {
-	if k == "" {
-		return false
-	}
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if c >= 0x7f || c <= ' ' || strings.IndexByte("\"(),/:;<=>?@[\\]{}", c) >= 0 {
-			return false
-		}
-	}
-	return true
+	return textproto.TrimString(v) // trims " \t\r\n", as strings.Trim with that cutset, without building the set
 }

@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/textproto"
 	"slices"
 	"strconv"
 	"strings"
@@ -652,19 +651,12 @@ func writeHeaderFields(bw *bufio.Writer, h http.Header, exclude map[string]bool)
 			continue
 		}
 		for _, v := range h[k] {
-			if strings.ContainsAny(v, "\r\n") {
-				v = headerNewlineToSpace.Replace(v)
-			}
-			v = textproto.TrimString(v)
-			bw.WriteString(k)
-			bw.WriteString(": ")
-			bw.WriteString(v)
-			bw.WriteString("\r\n")
+			writeField(bw, k, v) // cleanValue is WriteSubset's value cleaning
 		}
 	}
 }
 
-// headerNewlineToSpace is net/http's.
+// headerNewlineToSpace is net/http's; cleanValue uses it.
 var headerNewlineToSpace = strings.NewReplacer("\n", " ", "\r", " ")
 
 func isProtocolSwitch(code int, h http.Header) bool {
