@@ -13,6 +13,7 @@ import (
 	"flag"
 	"fmt"
 	"log"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -41,6 +42,7 @@ func main() {
 	w := bufio.NewWriter(os.Stdout)
 	defer w.Flush()
 	httpTable(w, d)
+	p99Repetitions(w, d)
 	tcpTable(w, d)
 	largeTable(w, d)
 	targets(w, d)
@@ -185,6 +187,97 @@ func httpTable(w *bufio.Writer, d data) {
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// p99Repetitions prints every repetition's p99 at 2,000 req/s, and for
+// each proxy the repetitions in which its p99 was above HAProxy's, with a
+// two-sided sign test. A ratio of medians of a few added p99s swings by
+// half its value between runs here; the per-repetition view shows whether
+// a difference was systematic or one repetition's.
+func p99Repetitions(w *bufio.Writer, d data) {
+	var cols []string
+	var reps []int
+	for _, c := range httpConfigs {
+		for rep := range d[c.key]["p99_us"] {
+			if !slices.Contains(reps, rep) {
+				reps = append(reps, rep)
+			}
+		}
+		if len(d[c.key]["p99_us"]) > 0 {
+			cols = append(cols, c.key)
+		}
+	}
+	if len(cols) < 2 {
+		return
+	}
+	slices.Sort(reps)
+	fmt.Fprintln(w, "## p99 at 2,000 req/s by repetition, µs")
+	fmt.Fprintln(w)
+	fmt.Fprintln(w, "| repetition | "+strings.Join(cols, " | ")+" |")
+	fmt.Fprintln(w, "|---:"+strings.Repeat("|---:", len(cols))+"|")
+	for _, rep := range reps {
+		fmt.Fprintf(w, "| %d |", rep)
+		for _, c := range cols {
+			if v, ok := d[c]["p99_us"][rep]; ok {
+				fmt.Fprintf(w, " %.0f |", v)
+			} else {
+				fmt.Fprint(w, " — |")
+			}
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintln(w)
+	if d["haproxy"] != nil {
+		for _, c := range httpConfigs {
+			if c.key == "haproxy" || c.key == "direct" || len(d[c.key]["p99_us"]) == 0 {
+				continue
+			}
+			above, n := signs(d, c.key, "haproxy", "p99_us")
+			if n == 0 {
+				continue
+			}
+			fmt.Fprintf(w, "- %s: p99 above HAProxy's in %d of %d repetitions (two-sided sign test p = %.2f).\n", c.name, above, n, signTest(above, n))
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+// signs counts the repetitions in which a's metric was above b's, out of
+// those where both were measured and differ.
+func signs(d data, a, b, metric string) (above, n int) {
+	for rep, x := range d[a][metric] {
+		y, ok := d[b][metric][rep]
+		if !ok || x == y {
+			continue
+		}
+		n++
+		if x > y {
+			above++
+		}
+	}
+	return above, n
+}
+
+// signTest is the two-sided p-value of k successes in n fair coin tosses:
+// twice the probability of a count at least as far from n/2, at most 1.
+func signTest(k, n int) float64 {
+	if n == 0 {
+		return 1
+	}
+	far := max(k, n-k)
+	tail := 0.0
+	for i := far; i <= n; i++ {
+		tail += binom(n, i)
+	}
+	return min(1, 2*tail/math.Pow(2, float64(n)))
+}
+
+func binom(n, k int) float64 {
+	c := 1.0
+	for i := 1; i <= k; i++ {
+		c = c * float64(n-k+i) / float64(i)
+	}
+	return c
 }
 
 func tcpTable(w *bufio.Writer, d data) {

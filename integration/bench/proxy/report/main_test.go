@@ -1,0 +1,52 @@
+package main
+
+import (
+	"bufio"
+	"math"
+	"strings"
+	"testing"
+)
+
+func TestSignTest(t *testing.T) {
+	for _, tc := range []struct {
+		k, n int
+		want float64
+	}{
+		{0, 0, 1},
+		{1, 2, 1},
+		{9, 9, 2.0 / 512},
+		{0, 9, 2.0 / 512},
+		{7, 9, 2 * 46.0 / 512}, // P(X >= 7) = (36+9+1)/512
+		{2, 9, 2 * 46.0 / 512},
+		{5, 9, 1},
+	} {
+		if got := signTest(tc.k, tc.n); math.Abs(got-tc.want) > 1e-12 {
+			t.Errorf("signTest(%d, %d) = %v, want %v", tc.k, tc.n, got, tc.want)
+		}
+	}
+}
+
+func TestP99Repetitions(t *testing.T) {
+	d := data{
+		"direct":   {"p99_us": {1: 100, 2: 110, 3: 120}},
+		"nodemesh": {"p99_us": {1: 300, 2: 200, 3: 150}},
+		"haproxy":  {"p99_us": {1: 250, 2: 200, 3: 160}},
+		"nginx":    {"p99_us": {1: 260, 3: 170}},
+	}
+	var b strings.Builder
+	w := bufio.NewWriter(&b)
+	p99Repetitions(w, d)
+	w.Flush()
+	out := b.String()
+	for _, want := range []string{
+		"| repetition | direct | nodemesh | haproxy | nginx |",
+		"| 2 | 110 | 200 | 200 | — |",
+		// Repetition 2 is a tie and does not count.
+		"- **nodemesh proxy**: p99 above HAProxy's in 1 of 2 repetitions (two-sided sign test p = 1.00).",
+		"- nginx (worker_processes 1): p99 above HAProxy's in 2 of 2 repetitions (two-sided sign test p = 0.50).",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %q:\n%s", want, out)
+		}
+	}
+}
