@@ -50,18 +50,27 @@ for entry in "${tools[@]}"; do
   fi
   start=$(date +%s)
   # A ticker shows the elapsed time, so a cold build is never a silent wait.
+  # It sleeps a second at a time: killing it leaves its current sleep
+  # running, and that sleep holds the script's stderr (and whatever reads
+  # it) open until it ends. Its stdout goes nowhere, so that the caller's
+  # $(build.sh) never waits for it.
   (
     interval=5; [[ -t 2 ]] || interval=30
-    while sleep "$interval"; do
+    ticks=0
+    while sleep 1; do
+      ticks=$((ticks + 1))
+      ((ticks % interval == 0)) || continue
       if [[ -t 2 ]]; then
         printf '\r[%d/%d] %s: building ... %ds ' "$i" "$total" "$name" $(( $(date +%s) - start )) >&2
       else
         printf '[%d/%d] %s: building ... %ds\n' "$i" "$total" "$name" $(( $(date +%s) - start )) >&2
       fi
     done
-  ) &
+  ) >/dev/null &
   ticker=$!
-  trap 'kill $ticker 2>/dev/null' EXIT
+  # "|| true": an EXIT trap's status becomes the script's, and the ticker
+  # is already gone when the script ends normally.
+  trap 'kill $ticker 2>/dev/null || true' EXIT
   echo "[$i/$total] $name: building (a cold build takes minutes) ..." >&2
   (cd "$here/$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$dir/$name.tmp" "$pkg")
   kill $ticker 2>/dev/null; wait $ticker 2>/dev/null || true
@@ -70,4 +79,5 @@ for entry in "${tools[@]}"; do
   echo "$stamp" >"$dir/$name.stamp"
   echo "[$i/$total] $name: built in $(( $(date +%s) - start ))s" >&2
 done
+trap - EXIT
 echo "$dir"
