@@ -68,8 +68,9 @@ for entry in "${tools[@]}"; do
     done
   ) >/dev/null &
   ticker=$!
-  # "|| true": an EXIT trap's status becomes the script's, and the ticker
-  # is already gone when the script ends normally.
+  # "|| true": under set -e a failing command in an EXIT trap becomes the
+  # script's exit status, and the ticker is already gone when the script
+  # ends normally. A failed build keeps its own status.
   trap 'kill $ticker 2>/dev/null || true' EXIT
   echo "[$i/$total] $name: building (a cold build takes minutes) ..." >&2
   (cd "$here/$mod" && CGO_ENABLED=0 go build -trimpath -ldflags "$ldflags" -o "$dir/$name.tmp" "$pkg")
