@@ -1,7 +1,8 @@
 // Command report turns the raw measurements of run.sh into the markdown
 // result table: medians with min–max over the interleaved repetitions,
 // ratios against the backend called directly (and against HAProxy for p99
-// and TCP), and a check against the targets of issue 3.
+// and TCP), every repetition's p99 with a sign test against HAProxy's, and
+// a check against the targets of issue 3.
 //
 // Input: a TSV file of "config<TAB>rep<TAB>metric<TAB>value" lines. Ratios
 // and added latencies are computed per repetition (each pairs runs taken
@@ -260,6 +261,8 @@ func signs(d data, a, b, metric string) (above, n int) {
 
 // signTest is the two-sided p-value of k successes in n fair coin tosses:
 // twice the probability of a count at least as far from n/2, at most 1.
+// A binomial sum over at most a few dozen repetitions; a statistics
+// library (gonum's distuv) would add a dependency for these few lines.
 func signTest(k, n int) float64 {
 	if n == 0 {
 		return 1
