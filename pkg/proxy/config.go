@@ -69,9 +69,10 @@ const DefaultGCPercent = 100
 // DefaultGCHeadroom is the default --gc-headroom in MiB. With a small
 // table it sets GOGC near 200: at 2,000 requests a second, p99 latency went
 // from 1.25 to 0.94 ms (medians of five runs) and RSS after load from 20.8
-// to 23.1 MiB (docs/proxy.md). 6 MiB took RSS to 26.8 MiB, over the
-// proxy's 25 MiB budget. A large table's live heap is above the headroom,
-// so it keeps GOGC 100.
+// to 23.1 MiB (docs/proxy.md). 6 MiB has since measured 23.1–24.0 MiB of
+// RSS, under the proxy's 25 MiB budget but with little margin, and no
+// resolved p99 gain over 4 (docs/proxy.md); 8 MiB is over the budget. A
+// large table's live heap is above the headroom, so it keeps GOGC 100.
 const DefaultGCHeadroom = 4
 
 // gcMaxPercent is the most GOGC the headroom may set.

@@ -27,7 +27,7 @@ cd "$ROOT"
 REPS=${BENCH_REPS:-3}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-3}
-CONFIGS=${BENCH_CONFIGS:-"direct nodemesh nodemesh-nogc haproxy nginx httputil httputil-pool oxy-pool"}
+CONFIGS=${BENCH_CONFIGS:-"direct nodemesh nodemesh-nogc nodemesh-gc64 haproxy nginx httputil httputil-pool oxy-pool"}
 TCP_CONFIGS=${BENCH_TCP_CONFIGS-"direct nodemesh haproxy haproxy-splice"} # set and empty: no TCP runs
 LARGE=${BENCH_LARGE:-1}
 OUT=${BENCH_OUT:-$ROOT/integration/bench/results}
@@ -173,13 +173,19 @@ start_proxy() {
 	PROXY_PID=""
 	case $1 in
 	direct) PROXY_PORT=$BACKEND_HTTP; return ;;
-	nodemesh | nodemesh-nogc)
+	nodemesh | nodemesh-nogc | nodemesh-gc64)
 		local extra=()
 		# nodemesh-nogc is a diagnostic, not a way to run it: the same
 		# proxy with the Go collector off, so the run shows how much of
 		# nodemesh's latency and CPU the collector costs. The heap only
 		# grows: about 1 GiB by the end of one repetition (2026-12-06).
 		[ "$1" = nodemesh-nogc ] && extra=(--gc-headroom=0 --gc-percent=-1)
+		# nodemesh-gc64 is the other diagnostic: collections about a
+		# sixteenth as often (64 MiB of headroom, about 46 MiB of RSS,
+		# over the proxy's budget), on a heap that stops growing after
+		# the throughput run, so unlike nodemesh-nogc it takes no page
+		# faults for fresh heap during the latency run.
+		[ "$1" = nodemesh-gc64 ] && extra=(--gc-headroom=64)
 		start "$1" "$BIN/nodemesh" proxy --table-file="$WORK/small.json" --listen-address=127.0.0.1 \
 			--http-port=$NM_HTTP --admin-port=$NM_ADMIN --node=bench "${extra[@]}"
 		PROXY_PORT=$NM_HTTP ;;

@@ -136,6 +136,7 @@ var httpConfigs = []struct{ key, name string }{
 	{"direct", "direct (the limit)"},
 	{"nodemesh", "**nodemesh proxy**"},
 	{"nodemesh-nogc", "nodemesh proxy, Go collector off (diagnostic)"},
+	{"nodemesh-gc64", "nodemesh proxy, 64 MiB GC headroom (diagnostic)"},
 	{"haproxy", "HAProxy (nbthread 1)"},
 	{"nginx", "nginx (worker_processes 1)"},
 	{"httputil", "Go httputil.ReverseProxy"},
