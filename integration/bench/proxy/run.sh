@@ -235,8 +235,13 @@ run_http() {
 		record "$cfg" "$rep" cpu_ms_per_1k "$(awk -v t=$((after - before)) -v k="$TCK" -v n="$requests" 'BEGIN {printf "%.2f", t * 1000 / k / (n / 1000)}')"
 		record "$cfg" "$rep" rss_mib "$(rss_mib "$PROXY_PID")"
 	fi
+	# The collections during the latency run (warm-up included), for
+	# nodemesh: each one's mark holds the shared core (docs/benchmarks.md).
+	local gc0=""
+	[ "$PROXY_PORT" = "$NM_HTTP" ] && gc0=$(metric go_gc_duration_seconds_count)
 	if out=$(timeout 60 taskset -c 1 env GOMAXPROCS=1 GOGC=off "$BIN/openloop" -addr "127.0.0.1:$PROXY_PORT" \
 		-rate 2000 -conns 16 -warmup 1s -duration "${DURATION}s"); then
+		[ -n "$gc0" ] && record "$cfg" "$rep" gc_cycles_latency "$(($(metric go_gc_duration_seconds_count) - gc0))"
 		for m in p50_us p99_us p999_us; do
 			record "$cfg" "$rep" "$m" "$(echo "$out" | sed -n "s/.*\"$m\":\([0-9.]*\).*/\1/p")"
 		done

@@ -242,6 +242,19 @@ func p99Repetitions(w *bufio.Writer, d data) {
 		}
 		fmt.Fprintln(w)
 	}
+	// Each collection's mark phase holds the shared core while the
+	// backend waits (results/proxy-2026-12-07-p99-gc64.md), so the count
+	// per latency run goes with its p99.
+	var gc bool
+	for _, c := range httpConfigs {
+		if s := d.stat(c.key, "gc_cycles_latency"); s.ok {
+			fmt.Fprintf(w, "- %s: %s Go collections during each latency run, median (min–max).\n", c.name, s.format(0))
+			gc = true
+		}
+	}
+	if gc {
+		fmt.Fprintln(w)
+	}
 }
 
 // signs counts the repetitions in which a's metric was above b's, out of
