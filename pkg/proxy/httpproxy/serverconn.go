@@ -147,6 +147,12 @@ func (sc *serverConn) serve() {
 		}
 		sc.bgTimer.Stop()
 		if w.req != nil { // a handler panicked
+			if w.body != nil {
+				// Refused before the close below: once the client
+				// sees the connection end, no read of the body may
+				// still reach the read buffer.
+				w.body.refused.Store(true)
+			}
 			w.cancel()
 			sc.abortBackgroundRead()
 		}

@@ -731,12 +731,21 @@ type requestBody struct {
 	sawEOF atomic.Bool
 	closed bool
 	n      int64 // bytes read
+
+	// refused is set, without the lock, before the connection closes
+	// under a handler that panicked: closeForGood must wait for a read
+	// under way, which only that close ends, and a read starting in
+	// between must fail as it would after closeForGood.
+	refused atomic.Bool
 }
 
 func (b *requestBody) Read(p []byte) (int, error) {
+	if b.refused.Load() {
+		return 0, http.ErrBodyReadAfterClose
+	}
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed {
+	if b.closed || b.refused.Load() {
 		return 0, http.ErrBodyReadAfterClose
 	}
 	return b.readLocked(p)
