@@ -157,3 +157,54 @@ func TestShadowDeletedComesBackWithItsClusterIP(t *testing.T) {
 		t.Errorf("creates asked for %q, want 3 refused and 1 taken", asked)
 	}
 }
+
+// TestShadowCreateRemembersItsClusterIP: a shadow deleted before any diff
+// saw it (its informer event not yet handled) still comes back with the
+// address its own create named, not the next attempt's. The integration
+// test TestControllerShadowServices failed this way once on a slow host.
+func TestShadowCreateRemembersItsClusterIP(t *testing.T) {
+	picker, err := shadow.NewIPPicker("10.96.0.0/16")
+	if err != nil {
+		t.Fatal(err)
+	}
+	own := picker.Pick("db--shop", 0).String()
+	kube := fake.NewClientset()
+	var mu sync.Mutex
+	held := 0 // creates of own to refuse, as if the address were still held
+	kube.PrependReactor("create", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		svc := a.(k8stesting.CreateAction).GetObject().(*corev1.Service)
+		mu.Lock()
+		defer mu.Unlock()
+		if svc.Spec.ClusterIP == own && held > 0 {
+			held--
+			return true, nil, apierrors.NewInvalid(schema.GroupKind{Kind: "Service"}, svc.Name, field.ErrorList{
+				field.Invalid(field.NewPath("spec", "clusterIPs").Index(0), own, "failed to allocate IP "+own+": provided IP is already allocated"),
+			})
+		}
+		return false, nil, nil
+	})
+	c := newTestController(t, kube)
+	ns := c.cfg.MeshNamespace
+	// Only what create uses: the controller is not running, so it has no
+	// listers for newShadowWriter.
+	w := &shadowWriter{c: c, kube: kube, ns: ns, ips: picker, seenIPs: map[string]string{}}
+	desired := &corev1.Service{
+		ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "db--shop"},
+		Spec:       corev1.ServiceSpec{Ports: []corev1.ServicePort{{Name: "tcp-5432", Port: 5432, Protocol: corev1.ProtocolTCP}}},
+	}
+	if err := w.create(t.Context(), desired); err != nil {
+		t.Fatal(err)
+	}
+	if err := kube.CoreV1().Services(ns).Delete(t.Context(), "db--shop", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	mu.Lock()
+	held = 2
+	mu.Unlock()
+	if err := w.create(t.Context(), desired); err != nil {
+		t.Fatal(err)
+	}
+	if got := getShadow(kube, "db--shop").Spec.ClusterIP; got != own {
+		t.Errorf("made again with ClusterIP %q, want its own %q", got, own)
+	}
+}

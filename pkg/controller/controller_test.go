@@ -51,16 +51,23 @@ func testConfig() Config {
 	return cfg
 }
 
-// start runs a controller on the fake clients until the test ends or stop is
-// called, and waits until it serves a table.
-func start(t *testing.T, kube *fake.Clientset) (c *Controller, stop func()) {
+// newTestController returns a controller of testConfig on kube and empty
+// SMI clientsets, not running.
+func newTestController(t *testing.T, kube *fake.Clientset) *Controller {
 	t.Helper()
 	cfg := testConfig()
 	opts, err := cfg.TopologyOptions()
 	if err != nil {
 		t.Fatal(err)
 	}
-	c = newWithClients(cfg, opts, clients{kube: kube, split: splitfake.NewSimpleClientset(), specs: specsfake.NewSimpleClientset(), access: accessfake.NewSimpleClientset()})
+	return newWithClients(cfg, opts, clients{kube: kube, split: splitfake.NewSimpleClientset(), specs: specsfake.NewSimpleClientset(), access: accessfake.NewSimpleClientset()})
+}
+
+// start runs a controller on the fake clients until the test ends or stop is
+// called, and waits until it serves a table.
+func start(t *testing.T, kube *fake.Clientset) (c *Controller, stop func()) {
+	t.Helper()
+	c = newTestController(t, kube)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); _ = c.Run(ctx) }()

@@ -116,9 +116,10 @@ type shadowWriter struct {
 	diffedGen    uint64
 	diffedActual map[*corev1.Service]struct{}
 
-	// seenIPs holds the ClusterIP each shadow was last seen with, so that
-	// a shadow deleted from under the controller comes back with it
-	// (create).
+	// seenIPs holds the ClusterIP each shadow was last seen with, in a
+	// diff or in the answer to its own create, so that a shadow deleted
+	// from under the controller comes back with it (create), also when
+	// it is deleted before any diff saw it.
 	seenIPs map[string]string
 }
 
@@ -420,8 +421,15 @@ func (w *shadowWriter) awaitOwnIP(ctx context.Context, svc *corev1.Service, err 
 
 // createOne sends one create of svc and counts it.
 func (w *shadowWriter) createOne(ctx context.Context, svc *corev1.Service) error {
-	_, err := w.kube.CoreV1().Services(w.ns).Create(ctx, svc, metav1.CreateOptions{FieldManager: fieldManager})
+	created, err := w.kube.CoreV1().Services(w.ns).Create(ctx, svc, metav1.CreateOptions{FieldManager: fieldManager})
 	w.c.metrics.wrote("create")
+	if err == nil {
+		if ip := created.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
+			w.mu.Lock()
+			w.seenIPs[created.Name] = ip
+			w.mu.Unlock()
+		}
+	}
 	return err
 }
 
