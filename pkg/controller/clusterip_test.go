@@ -1,6 +1,7 @@
 package controller
 
 import (
+	"slices"
 	"sync"
 	"testing"
 
@@ -26,6 +27,55 @@ func webInServiceCIDR() *fake.Clientset {
 		&networkingv1.ServiceCIDR{ObjectMeta: metav1.ObjectMeta{Name: "kubernetes"}, Spec: networkingv1.ServiceCIDRSpec{CIDRs: []string{"10.96.0.0/16"}}},
 		service("default", "web", nil, corev1.ServicePort{Name: "http", Port: 80, TargetPort: intstr.FromInt32(8080), Protocol: corev1.ProtocolTCP}),
 	)
+}
+
+// ipTaken is the apiserver's refusal of a Service create whose ClusterIP
+// ip is allocated already.
+func ipTaken(name, ip string) error {
+	return apierrors.NewInvalid(schema.GroupKind{Kind: "Service"}, name, field.ErrorList{
+		field.Invalid(field.NewPath("spec", "clusterIPs").Index(0), ip, "failed to allocate IP "+ip+": provided IP is already allocated"),
+	})
+}
+
+// heldIP makes kube refuse creates of a Service with one ClusterIP while
+// holds are left, as kube-apiserver does before it has released a deleted
+// Service's address, and records the ClusterIP every create asked for.
+type heldIP struct {
+	ip    string
+	mu    sync.Mutex
+	holds int
+	asked []string
+}
+
+func holdIP(kube *fake.Clientset, ip string) *heldIP {
+	h := &heldIP{ip: ip}
+	kube.PrependReactor("create", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		svc := a.(k8stesting.CreateAction).GetObject().(*corev1.Service)
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.asked = append(h.asked, svc.Spec.ClusterIP)
+		if svc.Spec.ClusterIP == h.ip && h.holds > 0 {
+			h.holds--
+			return true, nil, ipTaken(svc.Name, h.ip)
+		}
+		return false, nil, nil
+	})
+	return h
+}
+
+// hold refuses the next n creates of the address and forgets the creates
+// asked for so far.
+func (h *heldIP) hold(n int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.holds, h.asked = n, nil
+}
+
+// creates returns the ClusterIPs asked for since the last hold.
+func (h *heldIP) creates() []string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return slices.Clone(h.asked)
 }
 
 // TestShadowClusterIPsChosen: with the cluster's ServiceCIDR readable, a
@@ -56,9 +106,7 @@ func TestShadowClusterIPsChosen(t *testing.T) {
 				defer mu.Unlock()
 				asked = append(asked, svc.Spec.ClusterIP)
 				if svc.Spec.ClusterIP != "" && len(asked) <= tc.taken {
-					return true, nil, apierrors.NewInvalid(schema.GroupKind{Kind: "Service"}, svc.Name, field.ErrorList{
-						field.Invalid(field.NewPath("spec", "clusterIPs").Index(0), svc.Spec.ClusterIP, "failed to allocate IP "+svc.Spec.ClusterIP+": provided IP is already allocated"),
-					})
+					return true, nil, ipTaken(svc.Name, svc.Spec.ClusterIP)
 				}
 				return false, nil, nil
 			})
@@ -119,37 +167,17 @@ func TestShadowDeletedComesBackWithItsClusterIP(t *testing.T) {
 	}
 	own := picker.Pick("web--default", 0).String()
 	kube := webInServiceCIDR()
-	var mu sync.Mutex
-	held := 0 // creates of own to refuse, as if the address were still held
-	var asked []string
-	kube.PrependReactor("create", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		svc := a.(k8stesting.CreateAction).GetObject().(*corev1.Service)
-		mu.Lock()
-		defer mu.Unlock()
-		asked = append(asked, svc.Spec.ClusterIP)
-		if svc.Spec.ClusterIP == own && held > 0 {
-			held--
-			return true, nil, apierrors.NewInvalid(schema.GroupKind{Kind: "Service"}, svc.Name, field.ErrorList{
-				field.Invalid(field.NewPath("spec", "clusterIPs").Index(0), own, "failed to allocate IP "+own+": provided IP is already allocated"),
-			})
-		}
-		return false, nil, nil
-	})
+	held := holdIP(kube, own)
 	start(t, kube)
 	waitFor(t, "the shadow", func() bool { return getShadow(kube, "web--default") != nil })
-	mu.Lock()
-	held, asked = 3, nil
-	mu.Unlock()
+	held.hold(3)
 	if err := kube.CoreV1().Services("nodemesh").Delete(t.Context(), "web--default", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, "the shadow made again", func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		return len(asked) > 0 && getShadow(kube, "web--default") != nil
+		return len(held.creates()) > 0 && getShadow(kube, "web--default") != nil
 	})
-	mu.Lock()
-	defer mu.Unlock()
+	asked := held.creates()
 	if got := getShadow(kube, "web--default").Spec.ClusterIP; got != own {
 		t.Errorf("made again with ClusterIP %q, want its own %q (creates asked for %q)", got, own, asked)
 	}
@@ -169,20 +197,7 @@ func TestShadowCreateRemembersItsClusterIP(t *testing.T) {
 	}
 	own := picker.Pick("db--shop", 0).String()
 	kube := fake.NewClientset()
-	var mu sync.Mutex
-	held := 0 // creates of own to refuse, as if the address were still held
-	kube.PrependReactor("create", "services", func(a k8stesting.Action) (bool, runtime.Object, error) {
-		svc := a.(k8stesting.CreateAction).GetObject().(*corev1.Service)
-		mu.Lock()
-		defer mu.Unlock()
-		if svc.Spec.ClusterIP == own && held > 0 {
-			held--
-			return true, nil, apierrors.NewInvalid(schema.GroupKind{Kind: "Service"}, svc.Name, field.ErrorList{
-				field.Invalid(field.NewPath("spec", "clusterIPs").Index(0), own, "failed to allocate IP "+own+": provided IP is already allocated"),
-			})
-		}
-		return false, nil, nil
-	})
+	held := holdIP(kube, own)
 	c := newTestController(t, kube)
 	ns := c.cfg.MeshNamespace
 	// Only what create uses: the controller is not running, so it has no
@@ -198,9 +213,7 @@ func TestShadowCreateRemembersItsClusterIP(t *testing.T) {
 	if err := kube.CoreV1().Services(ns).Delete(t.Context(), "db--shop", metav1.DeleteOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	mu.Lock()
-	held = 2
-	mu.Unlock()
+	held.hold(2)
 	if err := w.create(t.Context(), desired); err != nil {
 		t.Fatal(err)
 	}
