@@ -208,9 +208,7 @@ func (w *shadowWriter) enqueueDiff(d *desiredState, actual []*corev1.Service) {
 	w.diffedActual = make(map[*corev1.Service]struct{}, len(actual))
 	for _, a := range actual {
 		w.diffedActual[a] = struct{}{}
-		if ip := a.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
-			w.seenIPs[a.Name] = ip
-		}
+		w.seeIPLocked(a)
 	}
 	lane := w.fresh
 	if !w.started || len(fresh) > freshLimit {
@@ -424,13 +422,19 @@ func (w *shadowWriter) createOne(ctx context.Context, svc *corev1.Service) error
 	created, err := w.kube.CoreV1().Services(w.ns).Create(ctx, svc, metav1.CreateOptions{FieldManager: fieldManager})
 	w.c.metrics.wrote("create")
 	if err == nil {
-		if ip := created.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
-			w.mu.Lock()
-			w.seenIPs[created.Name] = ip
-			w.mu.Unlock()
-		}
+		w.mu.Lock()
+		w.seeIPLocked(created)
+		w.mu.Unlock()
 	}
 	return err
+}
+
+// seeIPLocked notes the ClusterIP shadow s has, if any, in seenIPs. w.mu
+// is held.
+func (w *shadowWriter) seeIPLocked(s *corev1.Service) {
+	if ip := s.Spec.ClusterIP; ip != "" && ip != corev1.ClusterIPNone {
+		w.seenIPs[s.Name] = ip
+	}
 }
 
 // clusterIPRejected reports whether a create failed on the ClusterIP it
