@@ -402,7 +402,7 @@ func (c *Controller) rebuild() error {
 	c.desired = desired
 	c.mu.Unlock()
 	if w := c.writer.Load(); w != nil {
-		w.enqueueDiff(desired, snap.ShadowServices)
+		w.enqueueDiff(desired, snap.ShadowServices, c.src.shadowsGen())
 		c.events.report(topo, snap)
 	}
 	if c.dns != nil {

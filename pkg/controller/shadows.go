@@ -110,11 +110,15 @@ type shadowWriter struct {
 	// with a backlog's echoes (Controller.shadowDelay).
 	awaited map[string]time.Time
 
-	// The inputs of the last diff, which enqueueDiff skips when both are
-	// unchanged: the desired generation and the lister's objects (replaced
-	// by the informer on every change).
-	diffedGen    uint64
-	diffedActual map[*corev1.Service]struct{}
+	// The inputs of the last diff, which enqueueDiff skips when all are
+	// unchanged: the desired generation, the shadow informer's event
+	// generation and the lister's objects (replaced by the informer on
+	// every change). The objects alone are not enough: a shadow created
+	// and deleted between two diffs leaves the same (empty) set, and that
+	// diff must still find it missing.
+	diffedGen       uint64
+	diffedActualGen uint64
+	diffedActual    map[*corev1.Service]struct{}
 
 	// seenIPs holds the ClusterIP each shadow was last seen with, in a
 	// diff or in the answer to its own create, so that a shadow deleted
@@ -168,12 +172,14 @@ func (w *shadowWriter) run(ctx context.Context, workers int) {
 }
 
 // enqueueDiff enqueues every shadow whose lister state differs from desired,
-// and every orphan (a managed shadow no source wants). A diff of the same
-// desired generation against the same lister objects as the last one finds
-// nothing new (its names were enqueued then, and failed writes are retried
-// by the lanes), so it is skipped.
-func (w *shadowWriter) enqueueDiff(d *desiredState, actual []*corev1.Service) {
-	if w.sameDiffInputs(d.gen, actual) {
+// and every orphan (a managed shadow no source wants). actualGen is the
+// shadow informer's event generation that actual was listed at. A diff of
+// the same desired generation against the same lister objects at the same
+// event generation as the last one finds nothing new (its names were
+// enqueued then, and failed writes are retried by the lanes), so it is
+// skipped.
+func (w *shadowWriter) enqueueDiff(d *desiredState, actual []*corev1.Service, actualGen uint64) {
+	if w.sameDiffInputs(d.gen, actual, actualGen) {
 		return
 	}
 	byName := make(map[string]*corev1.Service, len(actual))
@@ -204,7 +210,7 @@ func (w *shadowWriter) enqueueDiff(d *desiredState, actual []*corev1.Service) {
 			w.again[name] = true
 		}
 	}
-	w.diffedGen = d.gen
+	w.diffedGen, w.diffedActualGen = d.gen, actualGen
 	w.diffedActual = make(map[*corev1.Service]struct{}, len(actual))
 	for _, a := range actual {
 		w.diffedActual[a] = struct{}{}
@@ -235,10 +241,10 @@ func (w *shadowWriter) enqueueDiff(d *desiredState, actual []*corev1.Service) {
 }
 
 // sameDiffInputs reports whether the last diff had these inputs.
-func (w *shadowWriter) sameDiffInputs(gen uint64, actual []*corev1.Service) bool {
+func (w *shadowWriter) sameDiffInputs(gen uint64, actual []*corev1.Service, actualGen uint64) bool {
 	w.mu.Lock()
 	defer w.mu.Unlock()
-	if w.diffedGen != gen || len(w.diffedActual) != len(actual) {
+	if w.diffedGen != gen || w.diffedActualGen != actualGen || len(w.diffedActual) != len(actual) {
 		return false
 	}
 	for _, a := range actual {

@@ -67,6 +67,11 @@ func (s *sources) snapshot() (*snapshot.Snapshot, error) {
 	return snap, errors.Join(errs...)
 }
 
+// shadowsGen is the shadow informer's event generation that the last
+// snapshot's ShadowServices were listed at. Like snapshot, it is called
+// only from the rebuild worker.
+func (s *sources) shadowsGen() uint64 { return s.last.shadows.gen }
+
 // lastLists are the kept lists of the big kinds.
 type lastLists struct {
 	services listed[*corev1.Service]
