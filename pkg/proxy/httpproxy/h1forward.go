@@ -140,9 +140,10 @@ func (f *h1Forwarder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	h := getReqHead()
+	// Not before the answer is done with: h holds it (reqHead).
+	defer putReqHead(h)
 	f.head(h, req)
 	res, err := f.t.send(req, h)
-	putReqHead(h)
 	if err != nil {
 		f.rp.ErrorHandler(w, req, err)
 		return
@@ -315,11 +316,26 @@ func removeHopByHop(h http.Header) {
 }
 
 // reqHead is the head of one plain request, as oxy's forwarder and
-// Request.Write would send it. Pooled.
+// Request.Write would send it, and the room for its answer while the
+// forwarder serves it: the Response and header map readFastResponse reads
+// into and the body reader. Pooled.
 type reqHead struct {
 	method, uri, host string
 	userAgent         string // "" writes none
 	fields            []headerField
+
+	resp    http.Response
+	respHdr http.Header
+	body    h1Body
+}
+
+// res returns the room for the answer, with a header map.
+func (h *reqHead) res() *http.Response {
+	if h.respHdr == nil {
+		h.respHdr = make(http.Header)
+	}
+	h.resp.Header = h.respHdr
+	return &h.resp
 }
 
 // headerField is a header name and its values, or with single its one
@@ -337,7 +353,8 @@ func getReqHead() *reqHead { return reqHeads.Get().(*reqHead) }
 
 func putReqHead(h *reqHead) {
 	clear(h.fields)
-	*h = reqHead{fields: h.fields[:0]}
+	clear(h.respHdr)
+	*h = reqHead{fields: h.fields[:0], respHdr: h.respHdr}
 	reqHeads.Put(h)
 }
 

@@ -55,6 +55,10 @@ type h1Conn struct {
 	bw        *bufio.Writer
 	idleSince time.Time
 	expire    func() // expires c's deadline; made once, not per request
+	// The names and values of the last answer heads, and the last status,
+	// which readFastResponse takes again without allocating.
+	names  headNames
+	status string
 }
 
 // lazyWatch is how long a read on a backend connection waits before the
@@ -280,15 +284,19 @@ func (t *h1Transport) roundTrip(ctx context.Context, pc *h1Conn, req *http.Reque
 		return fail(err)
 	}
 	var resp *http.Response
-	for {
-		var err error
-		if resp, err = http.ReadResponse(pc.br, req); err != nil {
+	fast := head != nil && req.Method == http.MethodGet && pc.readFastResponse(req, head.res())
+	if fast {
+		resp = &head.resp
+	}
+	for resp == nil {
+		r, err := http.ReadResponse(pc.br, req)
+		if err != nil {
 			return fail(err)
 		}
 		// Informational answers (103 Early Hints) precede the real one.
 		// 101 cannot come: Upgrade requests go to fallback.
-		if resp.StatusCode >= 200 || resp.StatusCode < 100 {
-			break
+		if r.StatusCode >= 200 || r.StatusCode < 100 {
+			resp = r
 		}
 	}
 	if !pc.w.headRead() {
@@ -297,11 +305,22 @@ func (t *h1Transport) roundTrip(ctx context.Context, pc *h1Conn, req *http.Reque
 		return fail(ctx.Err())
 	}
 	reusable := !resp.Close && (head != nil || !req.Close)
-	if resp.Body == http.NoBody {
+	if resp.Body == http.NoBody || fast && resp.ContentLength == 0 {
+		resp.Body = http.NoBody
 		t.release(pc, reusable)
 		return resp, nil
 	}
-	resp.Body = &h1Body{t: t, pc: pc, body: resp.Body, reusable: reusable, ctx: ctx}
+	var body *h1Body
+	if head != nil {
+		body = &head.body // the forwarder's, for as long as it serves the request
+	} else {
+		body = new(h1Body)
+	}
+	*body = h1Body{t: t, pc: pc, body: resp.Body, reusable: reusable, ctx: ctx}
+	if fast {
+		body.body, body.remain = nil, resp.ContentLength
+	}
+	resp.Body = body
 	return resp, nil
 }
 
@@ -320,11 +339,14 @@ func (t *h1Transport) release(pc *h1Conn, reusable bool) {
 	t.putIdle(pc)
 }
 
-// h1Body is a response body read from a pooled connection.
+// h1Body is a response body read from a pooled connection: through
+// net/http's body reader (body), or, for an answer readFastResponse took,
+// straight from the read buffer (remain bytes left).
 type h1Body struct {
 	t        *h1Transport
 	pc       *h1Conn
 	body     io.ReadCloser
+	remain   int64
 	ctx      context.Context
 	reusable bool
 	done     bool // the connection is released or closed
@@ -338,7 +360,13 @@ func (b *h1Body) Read(p []byte) (int, error) {
 	if b.done {
 		return 0, errors.New("httpproxy: read on a closed response body")
 	}
-	n, err := b.body.Read(p)
+	var n int
+	var err error
+	if b.body != nil {
+		n, err = b.body.Read(p)
+	} else {
+		n, err = b.readDirect(p)
+	}
 	switch {
 	case err == io.EOF:
 		b.done, b.eof = true, true
@@ -350,6 +378,27 @@ func (b *h1Body) Read(p []byte) (int, error) {
 		if b.ctx.Err() != nil {
 			err = context.Cause(b.ctx)
 		}
+	}
+	return n, err
+}
+
+// readDirect reads the rest of a body of known length from the buffer, as
+// net/http's body reader does: the last bytes come with io.EOF, and an
+// early end is io.ErrUnexpectedEOF.
+func (b *h1Body) readDirect(p []byte) (int, error) {
+	if b.remain <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > b.remain {
+		p = p[:b.remain]
+	}
+	n, err := b.pc.br.Read(p)
+	b.remain -= int64(n)
+	if b.remain == 0 {
+		return n, io.EOF
+	}
+	if err == io.EOF {
+		err = io.ErrUnexpectedEOF
 	}
 	return n, err
 }

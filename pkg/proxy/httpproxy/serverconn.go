@@ -56,7 +56,8 @@ type serverConn struct {
 	werr   error // the first write error
 	remote string
 	ctx    context.Context
-	res    response // reused for each request
+	res    response    // reused for each request
+	fast   fastRequest // reads plain request heads, into one Request again
 
 	lastMethod string
 	hijacked   bool
@@ -316,17 +317,24 @@ func (sc *serverConn) readRequest() (*http.Request, error) {
 		}
 		sc.br.Discard(n)
 	}
-	buffered, _ := sc.br.Peek(sc.br.Buffered())
-	abs, hostField, hostValue := absoluteHead(buffered)
-	req, err := http.ReadRequest(sc.br)
-	hit := sc.cr.remain <= 0
-	sc.cr.limited = false
-	if err != nil {
-		if hit {
-			return nil, errTooLarge
+	var abs, hostField bool
+	var hostValue string
+	req := sc.fast.read(sc.br) // origin form, one Host field
+	if req == nil {
+		buffered, _ := sc.br.Peek(sc.br.Buffered())
+		abs, hostField, hostValue = absoluteHead(buffered)
+		var err error
+		req, err = http.ReadRequest(sc.br)
+		hit := sc.cr.remain <= 0
+		if err != nil {
+			sc.cr.limited = false
+			if hit {
+				return nil, errTooLarge
+			}
+			return nil, err
 		}
-		return nil, err
 	}
+	sc.cr.limited = false
 	if req.ProtoMajor != 1 && !isH2Upgrade(req) {
 		return nil, statusError{http.StatusHTTPVersionNotSupported, "unsupported protocol version"}
 	}
