@@ -78,6 +78,33 @@ func headEnd(b []byte) int {
 
 var crlfcrlf = []byte("\r\n\r\n")
 
+// bufferedHead returns the head held whole in br's buffer: its start line
+// (without its CRLF), its header lines (through the blank line) and its
+// length. ok is false when the buffer holds no whole head or the start
+// line does not end in CRLF.
+func bufferedHead(br *bufio.Reader) (start, fields []byte, n int, ok bool) {
+	b, _ := br.Peek(br.Buffered())
+	n = headEnd(b)
+	if n < 0 {
+		return nil, nil, 0, false
+	}
+	i := bytes.IndexByte(b, '\n')
+	if i < 1 || b[i-1] != '\r' {
+		return nil, nil, 0, false
+	}
+	return b[:i-1], b[i+1 : n], n, true
+}
+
+// hasAny reports whether h has any of the names.
+func hasAny(h http.Header, names []string) bool {
+	for _, k := range names {
+		if _, ok := h[k]; ok {
+			return true
+		}
+	}
+	return false
+}
+
 // tokenByte reports whether c may appear in a header name (RFC 9110 tchar).
 func tokenByte(c byte) bool {
 	return c < 0x80 && tokenTable[c]
@@ -177,41 +204,29 @@ type fastRequest struct {
 // (Connection sets Close, Pragma: no-cache adds Cache-Control).
 var fastRequestFallback = [...]string{"Content-Length", "Transfer-Encoding", "Trailer", "Connection", "Expect", "Upgrade", "Pragma"}
 
+// plainMethods are the methods of a plain request head.
+var plainMethods = [...]string{http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut,
+	http.MethodDelete, http.MethodOptions, http.MethodPatch}
+
 // read takes the plain request head at the start of br, if br holds one
 // whole, and returns its Request; nil leaves br as it was.
 func (f *fastRequest) read(br *bufio.Reader) *http.Request {
-	b, _ := br.Peek(br.Buffered())
-	end := headEnd(b)
-	if end < 0 {
+	line, fields, end, ok := bufferedHead(br)
+	if !ok {
 		return nil
 	}
-	b = b[:end]
-	i := bytes.IndexByte(b, '\n')
-	if i < 1 || b[i-1] != '\r' {
-		return nil
-	}
-	line := b[:i-1]
 	sp := bytes.IndexByte(line, ' ')
 	if sp < 0 {
 		return nil
 	}
-	var method string
-	switch string(line[:sp]) {
-	case http.MethodGet:
-		method = http.MethodGet
-	case http.MethodHead:
-		method = http.MethodHead
-	case http.MethodPost:
-		method = http.MethodPost
-	case http.MethodPut:
-		method = http.MethodPut
-	case http.MethodDelete:
-		method = http.MethodDelete
-	case http.MethodOptions:
-		method = http.MethodOptions
-	case http.MethodPatch:
-		method = http.MethodPatch
-	default:
+	method := ""
+	for _, m := range plainMethods {
+		if string(line[:sp]) == m {
+			method = m // the constant: no string made of the bytes
+			break
+		}
+	}
+	if method == "" {
 		return nil
 	}
 	rest := line[sp+1:]
@@ -228,18 +243,13 @@ func (f *fastRequest) read(br *bufio.Reader) *http.Request {
 		f.hdr = make(http.Header)
 	}
 	clear(f.hdr)
-	f.vals, ok = f.names.readFields(b[i+1:], f.hdr, f.vals[:0])
+	f.vals, ok = f.names.readFields(fields, f.hdr, f.vals[:0])
 	if !ok {
 		return nil
 	}
 	host, ok := f.hdr["Host"]
-	if !ok || len(host) != 1 {
+	if !ok || len(host) != 1 || hasAny(f.hdr, fastRequestFallback[:]) {
 		return nil
-	}
-	for _, k := range fastRequestFallback {
-		if _, ok := f.hdr[k]; ok {
-			return nil
-		}
 	}
 	delete(f.hdr, "Host")
 	if f.target != string(target) {
@@ -311,18 +321,10 @@ var fastResponseFallback = [...]string{"Transfer-Encoding", "Trailer", "Connecti
 // 204 or 304), and one Content-Length. It leaves the body to be read and
 // the buffer as it was when it takes nothing.
 func (pc *h1Conn) readFastResponse(req *http.Request, res *http.Response) bool {
-	br := pc.br
-	b, _ := br.Peek(br.Buffered())
-	end := headEnd(b)
-	if end < 0 {
+	line, fields, end, ok := bufferedHead(pc.br)
+	if !ok {
 		return false
 	}
-	b = b[:end]
-	i := bytes.IndexByte(b, '\n')
-	if i < 1 || b[i-1] != '\r' {
-		return false
-	}
-	line := b[:i-1]
 	const proto = "HTTP/1.1 "
 	if len(line) < len(proto)+3 || string(line[:len(proto)]) != proto {
 		return false
@@ -347,8 +349,8 @@ func (pc *h1Conn) readFastResponse(req *http.Request, res *http.Response) bool {
 	clear(hdr)
 	// One allocation for the values: the forwarder hands their slices on
 	// to the client's answer, which outlives this exchange.
-	vals := make([]string, 0, bytes.Count(b, crlfcrlf[:2])-2)
-	if _, ok := pc.names.readFields(b[i+1:], hdr, vals); !ok {
+	vals := make([]string, 0, bytes.Count(fields, crlfcrlf[:2])-1)
+	if _, ok := pc.names.readFields(fields, hdr, vals); !ok {
 		return false
 	}
 	cl := hdr["Content-Length"]
@@ -356,13 +358,8 @@ func (pc *h1Conn) readFastResponse(req *http.Request, res *http.Response) bool {
 		return false
 	}
 	n, ok := parseLength(cl[0])
-	if !ok {
+	if !ok || hasAny(hdr, fastResponseFallback[:]) {
 		return false
-	}
-	for _, k := range fastResponseFallback {
-		if _, ok := hdr[k]; ok {
-			return false
-		}
 	}
 	if pc.status != string(st) {
 		pc.status = string(st)
@@ -377,7 +374,7 @@ func (pc *h1Conn) readFastResponse(req *http.Request, res *http.Response) bool {
 		ContentLength: n,
 		Request:       req,
 	}
-	br.Discard(end)
+	pc.br.Discard(end)
 	return true
 }
 
