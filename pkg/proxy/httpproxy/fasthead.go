@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/textproto"
 	"net/url"
+
+	"golang.org/x/net/http/httpguts"
 )
 
 // The plain heads: most mesh requests are GETs without body whose head
@@ -59,12 +61,15 @@ func (c *headNames) lookup(raw []byte) *headName {
 }
 
 // value returns v as a string, the interned one when it is unchanged.
-func (n *headName) value(v []byte) string {
-	if n.val == string(v) {
-		return n.val
+func (n *headName) value(v []byte) string { return intern(&n.val, v) }
+
+// intern returns b as a string: *last when it holds the same bytes (no
+// string is made), else a new one, kept in *last.
+func intern(last *string, b []byte) string {
+	if *last != string(b) {
+		*last = string(b)
 	}
-	n.val = string(v)
-	return n.val
+	return *last
 }
 
 // headEnd returns the length of the head at the start of b, up to and
@@ -105,25 +110,6 @@ func hasAny(h http.Header, names []string) bool {
 	return false
 }
 
-// tokenByte reports whether c may appear in a header name (RFC 9110 tchar).
-func tokenByte(c byte) bool {
-	return c < 0x80 && tokenTable[c]
-}
-
-var tokenTable = func() (t [128]bool) {
-	for c := '0'; c <= '9'; c++ {
-		t[c] = true
-	}
-	for c := 'a'; c <= 'z'; c++ {
-		t[c] = true
-		t[c-'a'+'A'] = true
-	}
-	for _, c := range "!#$%&'*+-.^_`|~" {
-		t[c] = true
-	}
-	return t
-}()
-
 // plainValueByte reports whether c may appear in a value taken here:
 // printable ASCII, space and tab (net/http also takes obs-text).
 func plainValueByte(c byte) bool { return c == '\t' || c >= 0x20 && c < 0x7f }
@@ -150,7 +136,7 @@ func (c *headNames) readFields(b []byte, h http.Header, vals []string) (_ []stri
 				colon = j
 				break
 			}
-			if !tokenByte(ch) {
+			if !httpguts.IsTokenRune(rune(ch)) {
 				return vals, false
 			}
 		}
@@ -163,12 +149,7 @@ func (c *headNames) readFields(b []byte, h http.Header, vals []string) (_ []stri
 				return vals, false
 			}
 		}
-		for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
-			v = v[1:]
-		}
-		for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
-			v = v[:len(v)-1]
-		}
+		v = textproto.TrimBytes(v) // space and tab: CR and LF were refused above
 		var name, val string
 		if e := c.lookup(line[:colon]); e != nil {
 			name, val = e.canon, e.value(v)
@@ -252,9 +233,7 @@ func (f *fastRequest) read(br *bufio.Reader) *http.Request {
 		return nil
 	}
 	delete(f.hdr, "Host")
-	if f.target != string(target) {
-		f.target = string(target)
-	}
+	intern(&f.target, target)
 	f.url = url.URL{Path: f.target}
 	if q >= 0 {
 		f.url = url.URL{Path: f.target[:q], RawQuery: f.target[q+1:]}
@@ -361,11 +340,8 @@ func (pc *h1Conn) readFastResponse(req *http.Request, res *http.Response) bool {
 	if !ok || hasAny(hdr, fastResponseFallback[:]) {
 		return false
 	}
-	if pc.status != string(st) {
-		pc.status = string(st)
-	}
 	*res = http.Response{
-		Status:        pc.status,
+		Status:        intern(&pc.status, st),
 		StatusCode:    code,
 		Proto:         "HTTP/1.1",
 		ProtoMajor:    1,
