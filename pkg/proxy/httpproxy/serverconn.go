@@ -320,7 +320,8 @@ func (sc *serverConn) readRequest() (*http.Request, error) {
 	var abs, hostField bool
 	var hostValue string
 	req := sc.fast.read(sc.br) // origin form, one Host field
-	if req == nil {
+	plain := req != nil        // its names are tokens and its values printable ASCII
+	if !plain {
 		buffered, _ := sc.br.Peek(sc.br.Buffered())
 		abs, hostField, hostValue = absoluteHead(buffered)
 		var err error
@@ -350,18 +351,29 @@ func (sc *serverConn) readRequest() (*http.Request, error) {
 	if !abs && !httpguts.ValidHostHeader(req.Host) || abs && hostField && !httpguts.ValidHostHeader(hostValue) {
 		return nil, statusError{http.StatusBadRequest, "malformed Host header"}
 	}
-	for k, vv := range req.Header {
-		if !httpguts.ValidHeaderFieldName(k) {
-			return nil, statusError{http.StatusBadRequest, "invalid header name"}
-		}
-		for _, v := range vv {
-			if !httpguts.ValidHeaderFieldValue(v) {
-				return nil, statusError{http.StatusBadRequest, "invalid header value"}
-			}
+	if !plain { // readFields took only valid fields
+		if err := checkFields(req.Header); err != nil {
+			return nil, err
 		}
 	}
 	req.RemoteAddr = sc.remote
 	return req, nil
+}
+
+// checkFields refuses a header with an invalid name or value, as net/http's
+// server does.
+func checkFields(h http.Header) error {
+	for k, vv := range h {
+		if !httpguts.ValidHeaderFieldName(k) {
+			return statusError{http.StatusBadRequest, "invalid header name"}
+		}
+		for _, v := range vv {
+			if !httpguts.ValidHeaderFieldValue(v) {
+				return statusError{http.StatusBadRequest, "invalid header value"}
+			}
+		}
+	}
+	return nil
 }
 
 // replyError answers a request that could not be read, as net/http does.
