@@ -427,17 +427,18 @@ func (sc *serverConn) closeWriteAndWait() {
 }
 
 // absoluteHead reports whether the request head at the start of b has an
-// absolute-form target (not "/..." or "*"), and if so whether it has a
-// Host field, and that field's value (the first, trimmed). A head not
-// wholly in b (over the 4 KiB read buffer, or not all come yet) is taken
-// to have a valid one.
+// absolute-form or authority-form target (not "/..." or "*"), whose URL
+// gives req.Host, and if so whether it has a Host field, and that field's
+// value (the first, trimmed). A head not wholly in b (over the 4 KiB read
+// buffer, or not all come yet) is taken to have a valid one.
 func absoluteHead(b []byte) (abs, host bool, value string) {
 	line, rest, ok := bytes.Cut(b, []byte("\n"))
 	if !ok {
 		return false, false, ""
 	}
 	_, target, _ := bytes.Cut(line, []byte(" "))
-	if len(target) == 0 || target[0] == '/' || target[0] == '*' {
+	target, _, _ = bytes.Cut(target, []byte(" "))
+	if len(target) == 0 || target[0] == '/' || string(target) == "*" {
 		return false, false, ""
 	}
 	for len(rest) > 0 {
