@@ -57,6 +57,9 @@ type Server struct {
 	stdOnce sync.Once
 	baseCtx context.Context
 
+	// shedAfter is idleShedAfter, but for tests; 0 never sheds.
+	shedAfter time.Duration
+
 	closing atomic.Bool
 	mu      sync.Mutex
 	lns     map[net.Listener]struct{}
@@ -78,13 +81,14 @@ func NewServer(h http.Handler, opts ServerOptions) *Server {
 		ErrorLog: discardLog,
 	}
 	return &Server{
-		handler: h,
-		opts:    opts,
-		std:     std,
-		stdL:    newHandoffListener(),
-		baseCtx: context.WithValue(context.Background(), http.ServerContextKey, std),
-		lns:     make(map[net.Listener]struct{}),
-		conns:   make(map[*serverConn]struct{}),
+		handler:   h,
+		opts:      opts,
+		std:       std,
+		stdL:      newHandoffListener(),
+		baseCtx:   context.WithValue(context.Background(), http.ServerContextKey, std),
+		shedAfter: idleShedAfter,
+		lns:       make(map[net.Listener]struct{}),
+		conns:     make(map[*serverConn]struct{}),
 	}
 }
 

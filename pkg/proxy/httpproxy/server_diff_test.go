@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nodemesh/nodemesh/pkg/proxy/sockio"
 )
 
 // sdServer is what both servers offer.
@@ -51,8 +53,20 @@ var sdImpls = []struct {
 	new  func(http.Handler, ServerOptions) sdServer
 }{
 	{"net/http", sdRefServer},
-	{"new", func(h http.Handler, o ServerOptions) sdServer { return NewServer(h, o) }},
+	{"new", func(h http.Handler, o ServerOptions) sdServer {
+		s := NewServer(h, o)
+		s.shedAfter = time.Millisecond
+		return sdNew{s}
+	}},
 }
+
+// sdNew is the server under test as the proxy runs it, on connections
+// that make raw system calls (pkg/proxy run.go), except that a kept-alive
+// connection sheds its buffers after a millisecond rather than
+// idleShedAfter: most waits between a case's steps take that path.
+type sdNew struct{ *Server }
+
+func (s sdNew) Serve(l net.Listener) error { return s.Server.Serve(sockio.Listener{Listener: l}) }
 
 // sdForEach runs f as a subtest against each server.
 func sdForEach(t *testing.T, f func(t *testing.T, newSrv func(http.Handler, ServerOptions) sdServer)) {

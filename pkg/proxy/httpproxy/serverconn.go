@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,6 +43,8 @@ const maxPostHandlerReadBytes = 256 << 10
 var (
 	bufReaders = sync.Pool{New: func() any { return bufio.NewReaderSize(nil, 4<<10) }}
 	bufWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, 4<<10) }}
+	// chunkWriters hold a response's body before it is framed.
+	chunkWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufferBeforeChunking) }}
 )
 
 // serverConn is one HTTP/1 client connection.
@@ -134,10 +137,7 @@ func (sc *serverConn) serve() {
 	}
 	sc.ctx = context.WithValue(s.baseCtx, http.LocalAddrContextKey, sc.c.LocalAddr())
 	sc.cr.c = sc.c
-	sc.br = bufReaders.Get().(*bufio.Reader)
-	sc.br.Reset(&sc.cr)
-	sc.bw = bufWriters.Get().(*bufio.Writer)
-	sc.bw.Reset(connWriter{sc})
+	sc.unshed()
 	sc.bgTimer = time.AfterFunc(time.Hour, sc.bgTimeout)
 	sc.bgTimer.Stop()
 	handedOff := false
@@ -173,14 +173,7 @@ func (sc *serverConn) serve() {
 			// connection.
 			w.body.closeForGood()
 		}
-		sc.br.Reset(nil)
-		bufReaders.Put(sc.br)
-		sc.bw.Reset(nil)
-		bufWriters.Put(sc.bw)
-		if w.w != nil {
-			w.w.Reset(nil)
-			bufWriters.Put(w.w)
-		}
+		sc.shed()
 	}()
 
 	first := true
@@ -194,13 +187,19 @@ func (sc *serverConn) serve() {
 			n, d = 4, s.opts.IdleTimeout
 		}
 		if sc.br.Buffered() < n {
-			if d > 0 {
-				sc.c.SetReadDeadline(time.Now().Add(d))
-			} else if !first {
-				sc.c.SetReadDeadline(time.Time{})
-			}
-			if _, err := sc.br.Peek(n); err != nil {
-				return
+			if rw, ok := sc.c.(readWaiter); ok && !first && sc.br.Buffered() == 0 && s.shedAfter > 0 && (d <= 0 || d > s.shedAfter) {
+				if !sc.awaitIdle(rw, d) {
+					return
+				}
+			} else {
+				if d > 0 {
+					sc.c.SetReadDeadline(time.Now().Add(d))
+				} else if !first {
+					sc.c.SetReadDeadline(time.Time{})
+				}
+				if _, err := sc.br.Peek(n); err != nil {
+					return
+				}
 			}
 		}
 		if !first && s.opts.ReadHeaderTimeout > 0 {
@@ -273,6 +272,84 @@ func (sc *serverConn) serve() {
 			return
 		}
 	}
+}
+
+// idleShedAfter is how long a kept-alive client connection waits for its
+// next request with its buffers: the read and write buffers (4 KiB each)
+// and the response's chunking buffer (2 KiB) when it has one. Then it
+// gives them back to their pools and waits for the socket to become
+// readable without them (sockio.Conn.WaitRead). A node proxy holds every
+// keep-alive connection of its node's clients, most of them idle at any
+// moment; HAProxy frees an idle connection's buffers too. A connection
+// that gets its next request sooner does the same system calls as one
+// that never sheds: only the deadline it waits under is different.
+const idleShedAfter = 250 * time.Millisecond
+
+// readWaiter is a connection that can wait for something to read without
+// reading it (sockio.Conn).
+type readWaiter interface{ WaitRead() error }
+
+// awaitIdle waits for the next request's first four bytes (see serve) on
+// a kept-alive connection that can wait without its buffers, with nothing
+// buffered, under the idle timeout idle (none if 0). After s.shedAfter it
+// sheds the connection's buffers until the socket is readable. It reports
+// false when the connection is to be closed.
+func (sc *serverConn) awaitIdle(rw readWaiter, idle time.Duration) bool {
+	now := time.Now()
+	var deadline time.Time
+	if idle > 0 {
+		deadline = now.Add(idle)
+	}
+	sc.c.SetReadDeadline(now.Add(sc.s.shedAfter))
+	_, err := sc.br.Peek(4)
+	if err == nil {
+		if sc.s.opts.ReadHeaderTimeout <= 0 {
+			sc.c.SetReadDeadline(deadline) // serve sets no other
+		}
+		return true
+	}
+	if !errors.Is(err, os.ErrDeadlineExceeded) {
+		return false
+	}
+	sc.c.SetReadDeadline(deadline)
+	if sc.br.Buffered() == 0 {
+		sc.shed()
+		if rw.WaitRead() != nil {
+			return false
+		}
+		sc.unshed()
+	}
+	_, err = sc.br.Peek(4)
+	return err == nil
+}
+
+// shed gives the connection's buffers back to their pools: the read and
+// write buffers, and the response's chunking buffer if it took one.
+// unshed takes new read and write buffers; the response takes a chunking
+// buffer when it needs one.
+func (sc *serverConn) shed() {
+	if sc.br != nil {
+		sc.br.Reset(nil)
+		bufReaders.Put(sc.br)
+		sc.br = nil
+	}
+	if sc.bw != nil {
+		sc.bw.Reset(nil)
+		bufWriters.Put(sc.bw)
+		sc.bw = nil
+	}
+	if w := sc.res.w; w != nil {
+		w.Reset(nil)
+		chunkWriters.Put(w)
+		sc.res.w = nil
+	}
+}
+
+func (sc *serverConn) unshed() {
+	sc.br = bufReaders.Get().(*bufio.Reader)
+	sc.br.Reset(&sc.cr)
+	sc.bw = bufWriters.Get().(*bufio.Writer)
+	sc.bw.Reset(connWriter{sc})
 }
 
 // h2Preface reports whether the connection starts with the HTTP/2 preface,

@@ -241,7 +241,8 @@ func (w *response) write(n int, b []byte, s string) (int, error) {
 		return w.sc.bw.WriteString(s)
 	}
 	if w.w == nil {
-		w.w = bufio.NewWriterSize(&w.cw, bufferBeforeChunking)
+		w.w = chunkWriters.Get().(*bufio.Writer)
+		w.w.Reset(&w.cw)
 	}
 	if b != nil {
 		return w.w.Write(b)

@@ -50,6 +50,8 @@ type Conn struct {
 	rn    int
 	rerr  syscall.Errno
 	readF func(uintptr) bool
+	peekF func(uintptr) bool
+	peekB [1]byte
 
 	wmu    sync.Mutex
 	wp     []byte
@@ -71,6 +73,7 @@ func Wrap(c net.Conn) net.Conn {
 	}
 	w := &Conn{TCPConn: tc, rc: rc}
 	w.readF = w.read
+	w.peekF = w.peek
 	w.writeF = w.write
 	return w
 }
@@ -90,6 +93,23 @@ func (c *Conn) read(fd uintptr) bool {
 		default:
 			c.rerr = e
 		}
+		return true
+	}
+}
+
+// peek is one look for something to read, which it leaves in the socket;
+// false means there is nothing yet and the poller should wait.
+func (c *Conn) peek(fd uintptr) bool {
+	for {
+		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekB[0])), 1, syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
+		switch e {
+		case syscall.EINTR:
+			continue
+		case syscall.EAGAIN:
+			return false
+		}
+		// Data, the peer's end of stream, or an error: the next Read
+		// returns it.
 		return true
 	}
 }
@@ -140,6 +160,21 @@ func (c *Conn) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	return n, nil
+}
+
+// WaitRead waits, under the read deadline, until a Read would not block:
+// there is data, the peer ended the stream, or the socket has an error. It
+// reads nothing, so a connection waiting long for its next request needs
+// no read buffer meanwhile (httpproxy's idle connections give theirs
+// back). Its error is a wait's: the deadline, or the connection closed.
+func (c *Conn) WaitRead() error {
+	c.rmu.Lock()
+	err := c.rc.Read(c.peekF)
+	c.rmu.Unlock()
+	if err != nil {
+		return opError("read", err)
+	}
+	return nil
 }
 
 // Write implements net.Conn: it returns once all of p is written or on an

@@ -257,3 +257,65 @@ func TestWrapLeavesOtherConns(t *testing.T) {
 		t.Fatal("a net.Pipe end was wrapped")
 	}
 }
+
+// WaitRead returns when there is something to read and leaves it there;
+// it returns at the peer's end of stream too, and on the read deadline.
+func TestWaitRead(t *testing.T) {
+	a, b := pair(t)
+	done := make(chan error, 1)
+	go func() { done <- a.WaitRead() }()
+	select {
+	case err := <-done:
+		t.Fatalf("returned with nothing to read: %v", err)
+	case <-time.After(20 * time.Millisecond):
+	}
+	if _, err := b.Write([]byte("GET")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	// Twice: the byte is still there.
+	if err := a.WaitRead(); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 8)
+	if n, err := a.Read(buf); err != nil || string(buf[:n]) != "GET" {
+		t.Fatalf("read %q, %v after the waits", buf[:n], err)
+	}
+
+	if err := a.SetReadDeadline(time.Now().Add(20 * time.Millisecond)); err != nil {
+		t.Fatal(err)
+	}
+	err := a.WaitRead()
+	var oe *net.OpError
+	if !errors.Is(err, os.ErrDeadlineExceeded) || !errors.As(err, &oe) || oe.Op != "read" {
+		t.Fatalf("want a read timeout, got %#v", err)
+	}
+	if err := a.SetReadDeadline(time.Time{}); err != nil {
+		t.Fatal(err)
+	}
+
+	if err := b.CloseWrite(); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitRead(); err != nil {
+		t.Fatalf("at the end of stream: %v", err)
+	}
+	if _, err := a.Read(buf); err != io.EOF {
+		t.Fatalf("read after the end of stream: %v", err)
+	}
+}
+
+func TestWaitReadAllocations(t *testing.T) {
+	a, b := pair(t)
+	if _, err := b.Write([]byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.WaitRead(); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = a.WaitRead() }); n != 0 {
+		t.Fatalf("%v allocations per wait, want 0", n)
+	}
+}
