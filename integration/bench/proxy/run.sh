@@ -16,7 +16,8 @@
 # Environment: BENCH_REPS (3), BENCH_DURATION (10, seconds),
 # BENCH_WARMUP (3), BENCH_CONFIGS (all HTTP configurations),
 # BENCH_TCP_CONFIGS (direct nodemesh haproxy haproxy-splice), BENCH_LARGE (1: measure the
-# large table),
+# large table), BENCH_IDLE_CONFIGS (nodemesh haproxy nginx oxy-pool),
+# BENCH_IDLE_CONNS (2000 idle keep-alive clients over the first 500),
 # BENCH_OUT (integration/bench/results), BENCH_KEEP (1: keep logs in /tmp),
 # BENCH_COMMIT (the commit named in the result),
 # NODEMESH_BIN (built here if unset).
@@ -30,6 +31,9 @@ WARMUP=${BENCH_WARMUP:-3}
 CONFIGS=${BENCH_CONFIGS:-"direct nodemesh nodemesh-nogc nodemesh-gc64 haproxy nginx httputil httputil-pool oxy-pool"}
 TCP_CONFIGS=${BENCH_TCP_CONFIGS-"direct nodemesh haproxy haproxy-splice"} # set and empty: no TCP runs
 LARGE=${BENCH_LARGE:-1}
+IDLE_CONFIGS=${BENCH_IDLE_CONFIGS-"nodemesh haproxy nginx oxy-pool"} # set and empty: no idle runs
+IDLE_CONNS=${BENCH_IDLE_CONNS:-2000}
+IDLE_WARM=500
 OUT=${BENCH_OUT:-$ROOT/integration/bench/results}
 WORK=$(mktemp -d /tmp/nodemesh-bench.XXXXXX)
 RAW=$WORK/raw.tsv
@@ -77,7 +81,7 @@ build() {
 	else
 		CGO_ENABLED=0 go build -trimpath -o "$BIN/nodemesh" ./cmd/nodemesh
 	fi
-	go build -o "$BIN/" ./integration/bench/proxy/{backend,openloop,goproxy,tcpload,gentable,report}
+	go build -o "$BIN/" ./integration/bench/proxy/{backend,openloop,goproxy,tcpload,gentable,idleconns,report}
 }
 
 # start NAME CMD...: runs CMD on core 0 in the background; sets STARTED.
@@ -298,6 +302,61 @@ metric() {
 	curl -sf --max-time 5 "http://127.0.0.1:$NM_ADMIN/metrics" | awk -v n="$1" '$1 == n {print $2}'
 }
 
+# run_idle CONFIG REP: what idle keep-alive clients cost the proxy. A
+# first IDLE_WARM clients, each idle after one request, then IDLE_CONNS
+# more: the RSS difference over the second group is the cost of a further
+# idle connection, without what serving the first requests costs once
+# (code paged back in, pools, the runtime's own growth). The clients run
+# on core 1 and hold their connections until killed (at most 60 s).
+run_idle() {
+	local cfg=$1 rep=$2 warm_rss idle_rss
+	start_proxy "$cfg"
+	log "idle connections $cfg rep $rep"
+	# nodemesh drops its start-up pages 2 s after it starts (pkg/memtrim).
+	sleep 3
+	idle_open "$cfg-$rep-warm" "$IDLE_WARM" && warm_rss=$(rss_mib "$PROXY_PID") &&
+		idle_open "$cfg-$rep" "$IDLE_CONNS" && idle_rss=$(rss_mib "$PROXY_PID") || {
+		# Logged and left out of the table, not fatal to the whole run.
+		idle_close
+		stop "$PROXY_PID"
+		return 0
+	}
+	record "idle-$cfg" "$rep" warm_conns "$IDLE_WARM"
+	record "idle-$cfg" "$rep" conns "$IDLE_CONNS"
+	record "idle-$cfg" "$rep" rss_warm_mib "$warm_rss"
+	record "idle-$cfg" "$rep" rss_idle_mib "$idle_rss"
+	record "idle-$cfg" "$rep" kib_per_conn "$(awk -v a="$warm_rss" -v b="$idle_rss" -v n="$IDLE_CONNS" 'BEGIN {printf "%.2f", (b - a) * 1024 / n}')"
+	idle_close
+	stop "$PROXY_PID"
+}
+
+# idle_open NAME N: N more idle clients of the proxy under test, then a
+# second for them to settle (nodemesh's connections shed their buffers at
+# once; a collection may be under way).
+IDLE_PIDS=()
+idle_open() {
+	local out=$LOGS/idle-$1.out pid
+	taskset -c 1 "$BIN/idleconns" -addr "127.0.0.1:$PROXY_PORT" -n "$2" -hold 60s >"$out" 2>&1 &
+	pid=$!
+	PIDS+=("$pid")
+	IDLE_PIDS+=("$pid")
+	for _ in $(seq 300); do
+		grep -q '"open"' "$out" && break
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	if ! grep -q '"open"' "$out"; then
+		log "idle clients of $1 failed:"; cat "$out" >&2
+		return 1
+	fi
+	sleep 1
+}
+
+idle_close() {
+	for pid in "${IDLE_PIDS[@]}"; do stop "$pid"; done
+	IDLE_PIDS=()
+}
+
 # run_large REP: RSS with 1,000 HTTP services and 10,000 endpoints loaded
 # (idle, then after a throughput run as for the small table), and the time of a reload in which every route changed, from the proxy's
 # nodemesh_proxy_reload_duration_seconds (validate + apply).
@@ -355,6 +414,9 @@ main() {
 
 	for rep in $(seq "$REPS"); do
 		for cfg in $CONFIGS; do run_http "$cfg" "$rep"; done
+	done
+	for rep in $(seq "$REPS"); do
+		for cfg in $IDLE_CONFIGS; do run_idle "$cfg" "$rep"; done
 	done
 	for rep in $(seq "$REPS"); do
 		for cfg in $TCP_CONFIGS; do run_tcp "$cfg" "$rep"; done

@@ -46,6 +46,7 @@ func main() {
 	p99Repetitions(w, d)
 	tcpTable(w, d)
 	largeTable(w, d)
+	idleTable(w, d)
 	targets(w, d)
 }
 
@@ -338,6 +339,43 @@ func largeTable(w *bufio.Writer, d data) {
 	fmt.Fprintf(w, "| proxy RSS with the large table loaded, after a throughput run, MiB | %s |\n", d.stat("large", "rss_mib").format(1))
 	fmt.Fprintf(w, "| proxy RSS 1 s after a reload, MiB | %s |\n", d.stat("large", "rss_after_reload_mib").format(1))
 	fmt.Fprintf(w, "| reload in which every route changed (validate + apply, nodemesh_proxy_reload_duration_seconds), ms | %s |\n", d.stat("large", "reload_ms").format(1))
+	fmt.Fprintln(w)
+}
+
+// idleConfigs is the display order of the idle-connection runs.
+var idleConfigs = []struct{ key, name string }{
+	{"idle-nodemesh", "**nodemesh proxy**"},
+	{"idle-haproxy", "HAProxy (nbthread 1)"},
+	{"idle-nginx", "nginx (worker_processes 1)"},
+	{"idle-oxy-pool", "oxy v2 forward + roundrobin + BufferPool (net/http server)"},
+}
+
+// idleTable prints what idle keep-alive client connections cost each
+// proxy: RSS with a first group of them open, with a second group more,
+// and the difference per connection of the second group.
+func idleTable(w *bufio.Writer, d data) {
+	warm, conns := d.stat("idle-nodemesh", "warm_conns"), d.stat("idle-nodemesh", "conns")
+	if !warm.ok || !conns.ok {
+		return
+	}
+	fmt.Fprintf(w, "## Idle keep-alive clients: %.0f, then %.0f more, each idle after one request\n", warm.med, conns.med)
+	fmt.Fprintln(w)
+	fmt.Fprintf(w, "| proxy | RSS with %.0f, MiB | RSS with %.0f, MiB | KiB per further idle connection | vs HAProxy |\n", warm.med, warm.med+conns.med)
+	fmt.Fprintln(w, "|---|---:|---:|---:|---:|")
+	for _, c := range idleConfigs {
+		if d[c.key] == nil {
+			continue
+		}
+		vsHA := "—"
+		if c.key != "idle-haproxy" {
+			vsHA = d.paired(c.key, "idle-haproxy", "kib_per_conn", ratio).format(1)
+		}
+		fmt.Fprintf(w, "| %s | %s | %s | %s | %s |\n", c.name,
+			d.stat(c.key, "rss_warm_mib").format(1),
+			d.stat(c.key, "rss_idle_mib").format(1),
+			d.stat(c.key, "kib_per_conn").format(1),
+			vsHA)
+	}
 	fmt.Fprintln(w)
 }
 

@@ -51,3 +51,33 @@ func TestP99Repetitions(t *testing.T) {
 		}
 	}
 }
+
+func TestIdleTable(t *testing.T) {
+	d := data{
+		"idle-nodemesh": {"warm_conns": {1: 500, 2: 500}, "conns": {1: 2000, 2: 2000}, "rss_warm_mib": {1: 9, 2: 10}, "rss_idle_mib": {1: 25, 2: 27}, "kib_per_conn": {1: 8, 2: 9}},
+		"idle-haproxy":  {"warm_conns": {1: 500, 2: 500}, "conns": {1: 2000, 2: 2000}, "rss_warm_mib": {1: 15, 2: 15}, "rss_idle_mib": {1: 16, 2: 16}, "kib_per_conn": {1: 0.5, 2: 0.6}},
+	}
+	var b strings.Builder
+	w := bufio.NewWriter(&b)
+	idleTable(w, d)
+	w.Flush()
+	for _, want := range []string{
+		"## Idle keep-alive clients: 500, then 2000 more, each idle after one request",
+		"| proxy | RSS with 500, MiB | RSS with 2500, MiB | KiB per further idle connection | vs HAProxy |",
+		"| **nodemesh proxy** | 9.5 (9.0–10.0) | 26.0 (25.0–27.0) | 8.5 (8.0–9.0) | 15.5 (15.0–16.0) |",
+		"| HAProxy (nbthread 1) | 15.0 (15.0–15.0) | 16.0 (16.0–16.0) | 0.6 (0.5–0.6) | — |",
+	} {
+		if !strings.Contains(b.String(), want) {
+			t.Errorf("missing %q in\n%s", want, b.String())
+		}
+	}
+	if strings.Contains(b.String(), "nginx") {
+		t.Errorf("a configuration that did not run is listed:\n%s", b.String())
+	}
+	b.Reset()
+	idleTable(w, data{})
+	w.Flush()
+	if b.String() != "" {
+		t.Errorf("printed without idle runs: %q", b.String())
+	}
+}
