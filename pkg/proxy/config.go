@@ -31,7 +31,7 @@ type Config struct {
 	MaxProcs   int  `description:"GOMAXPROCS; 0 keeps Go's default (the CPU quota or count)." export:"true"`
 	Pprof      bool `description:"Serve Go's runtime profiles (net/http/pprof) under /debug/pprof/ on the admin port." export:"true"`
 
-	RawSocketIO bool `description:"Read and write HTTP client and backend connections with raw system calls, which keep the Go scheduler's processor on the calling thread (pkg/proxy/sockio): about 11% less CPU per request. Idle client connections then also give back their buffers while they wait. Off uses Go's usual path. See docs/proxy.md." export:"true"`
+	RawSocketIO bool `description:"Read and write HTTP client and backend connections with raw system calls, which keep the Go scheduler's processor on the calling thread (pkg/proxy/sockio): about 11% less CPU per request. Idle client connections then also hold no buffers while they wait. Off uses Go's usual path. See docs/proxy.md." export:"true"`
 
 	StdHTTPServer bool `description:"Serve HTTP/1 client connections with Go's net/http server instead of the proxy's own connection loop (pkg/proxy/httpproxy, Server), which uses about 12% less CPU per request. A fallback; h2c is served by net/http either way. See docs/proxy.md." export:"true"`
 

@@ -57,8 +57,8 @@ type Server struct {
 	stdOnce sync.Once
 	baseCtx context.Context
 
-	// shedAfter is idleShedAfter, but for tests; 0 never sheds.
-	shedAfter time.Duration
+	// keepBuffers keeps idle connections' buffers (see shed); for tests.
+	keepBuffers bool
 
 	closing atomic.Bool
 	mu      sync.Mutex
@@ -81,14 +81,13 @@ func NewServer(h http.Handler, opts ServerOptions) *Server {
 		ErrorLog: discardLog,
 	}
 	return &Server{
-		handler:   h,
-		opts:      opts,
-		std:       std,
-		stdL:      newHandoffListener(),
-		baseCtx:   context.WithValue(context.Background(), http.ServerContextKey, std),
-		shedAfter: idleShedAfter,
-		lns:       make(map[net.Listener]struct{}),
-		conns:     make(map[*serverConn]struct{}),
+		handler: h,
+		opts:    opts,
+		std:     std,
+		stdL:    newHandoffListener(),
+		baseCtx: context.WithValue(context.Background(), http.ServerContextKey, std),
+		lns:     make(map[net.Listener]struct{}),
+		conns:   make(map[*serverConn]struct{}),
 	}
 }
 

@@ -53,17 +53,12 @@ var sdImpls = []struct {
 	new  func(http.Handler, ServerOptions) sdServer
 }{
 	{"net/http", sdRefServer},
-	{"new", func(h http.Handler, o ServerOptions) sdServer {
-		s := NewServer(h, o)
-		s.shedAfter = time.Millisecond
-		return sdNew{s}
-	}},
+	{"new", func(h http.Handler, o ServerOptions) sdServer { return sdNew{NewServer(h, o)} }},
 }
 
-// sdNew is the server under test as the proxy runs it, on connections
-// that make raw system calls (pkg/proxy run.go), except that a kept-alive
-// connection sheds its buffers after a millisecond rather than
-// idleShedAfter: most waits between a case's steps take that path.
+// sdNew is the server under test as the proxy runs it: on connections
+// that make raw system calls (pkg/proxy run.go), so that a kept-alive
+// connection sheds its buffers while it waits.
 type sdNew struct{ *Server }
 
 func (s sdNew) Serve(l net.Listener) error { return s.Server.Serve(sockio.Listener{Listener: l}) }

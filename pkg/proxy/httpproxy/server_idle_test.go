@@ -12,12 +12,12 @@ import (
 	"github.com/nodemesh/nodemesh/pkg/proxy/sockio"
 )
 
-// idleServer serves as the proxy does (sockio connections), shedding idle
-// connections' buffers after shedAfter (never if 0).
-func idleServer(t *testing.T, opts ServerOptions, shedAfter time.Duration) (*Server, string) {
+// idleServer serves as the proxy does (sockio connections); keep keeps
+// idle connections' buffers.
+func idleServer(t *testing.T, opts ServerOptions, keep bool) (*Server, string) {
 	t.Helper()
 	s := NewServer(sdText("x"), opts)
-	s.shedAfter = shedAfter
+	s.keepBuffers = keep
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -41,8 +41,8 @@ func heapAfterGC() uint64 {
 // keeps them (the read and write buffers are 4 KiB each).
 func TestIdleConnectionsShedBuffers(t *testing.T) {
 	const conns = 200
-	held := func(shedAfter time.Duration) float64 {
-		s, addr := idleServer(t, ServerOptions{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}, shedAfter)
+	held := func(keep bool) float64 {
+		s, addr := idleServer(t, ServerOptions{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute}, keep)
 		before := heapAfterGC()
 		cs := make([]net.Conn, conns)
 		for i := range cs {
@@ -52,7 +52,6 @@ func TestIdleConnectionsShedBuffers(t *testing.T) {
 			}
 			cs[i] = c
 		}
-		time.Sleep(100*time.Millisecond + 4*shedAfter)
 		after := heapAfterGC()
 		for _, c := range cs {
 			c.Close()
@@ -72,42 +71,37 @@ func TestIdleConnectionsShedBuffers(t *testing.T) {
 		}
 		return (float64(after) - float64(before)) / conns
 	}
-	kept := held(0)
-	shed := held(5 * time.Millisecond)
+	kept := held(true)
+	shed := held(false)
 	t.Logf("heap per idle connection (and its client's): %.0f B keeping the buffers, %.0f B shedding them", kept, shed)
 	if kept-shed < 6<<10 {
 		t.Errorf("shedding saved %.0f B per idle connection, want at least 6 KiB", kept-shed)
 	}
 }
 
-// A connection that shed its buffers serves its next request, and with no
-// header timeout, a head that starts before the shedding wait ends may
-// take longer than that wait.
+// A connection that shed its buffers serves its next request, and one
+// whose next head comes in pieces.
 func TestShedConnectionServesNextRequest(t *testing.T) {
-	const shedAfter = 20 * time.Millisecond
 	for _, opts := range []ServerOptions{
 		{ReadHeaderTimeout: 5 * time.Second, IdleTimeout: time.Minute},
 		{},
 	} {
-		_, addr := idleServer(t, opts, shedAfter)
+		_, addr := idleServer(t, opts, false)
 		c, br := sdConn(t, addr)
 		sdRoundTrip(t, c, br, "/1")
-		time.Sleep(5 * shedAfter) // shed
+		time.Sleep(20 * time.Millisecond)
 		if _, body := sdRoundTrip(t, c, br, "/2"); body != "x" {
 			t.Fatalf("%+v: after shedding: %q", opts, body)
 		}
-		// The next head's first bytes at once, the rest well after the
-		// shedding wait would have ended.
 		req := sdGet("/3")
-		if _, err := io.WriteString(c, req[:8]); err != nil {
-			t.Fatal(err)
-		}
-		time.Sleep(5 * shedAfter)
-		if _, err := io.WriteString(c, req[8:]); err != nil {
-			t.Fatal(err)
+		for _, part := range []string{req[:2], req[2:8], req[8:]} {
+			time.Sleep(20 * time.Millisecond)
+			if _, err := io.WriteString(c, part); err != nil {
+				t.Fatal(err)
+			}
 		}
 		if res, err := readAnswer(br); err != nil || res != "x" {
-			t.Fatalf("%+v: a head across the shedding wait: %q, %v", opts, res, err)
+			t.Fatalf("%+v: a head in pieces: %q, %v", opts, res, err)
 		}
 	}
 }

@@ -9,7 +9,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -187,19 +186,21 @@ func (sc *serverConn) serve() {
 			n, d = 4, s.opts.IdleTimeout
 		}
 		if sc.br.Buffered() < n {
-			if rw, ok := sc.c.(readWaiter); ok && !first && sc.br.Buffered() == 0 && s.shedAfter > 0 && (d <= 0 || d > s.shedAfter) {
-				if !sc.awaitIdle(rw, d) {
+			if d > 0 {
+				sc.c.SetReadDeadline(time.Now().Add(d))
+			} else if !first {
+				sc.c.SetReadDeadline(time.Time{})
+			}
+			if rw, ok := sc.c.(readWaiter); ok && !first && !s.keepBuffers && sc.br.Buffered() == 0 {
+				// Idle: wait without the buffers (see shed).
+				sc.shed()
+				if rw.WaitRead() != nil {
 					return
 				}
-			} else {
-				if d > 0 {
-					sc.c.SetReadDeadline(time.Now().Add(d))
-				} else if !first {
-					sc.c.SetReadDeadline(time.Time{})
-				}
-				if _, err := sc.br.Peek(n); err != nil {
-					return
-				}
+				sc.unshed()
+			}
+			if _, err := sc.br.Peek(n); err != nil {
+				return
 			}
 		}
 		if !first && s.opts.ReadHeaderTimeout > 0 {
@@ -274,59 +275,22 @@ func (sc *serverConn) serve() {
 	}
 }
 
-// idleShedAfter is how long a kept-alive client connection waits for its
-// next request with its buffers: the read and write buffers (4 KiB each)
-// and the response's chunking buffer (2 KiB) when it has one. Then it
-// gives them back to their pools and waits for the socket to become
-// readable without them (sockio.Conn.WaitRead). A node proxy holds every
-// keep-alive connection of its node's clients, most of them idle at any
-// moment; HAProxy frees an idle connection's buffers too. A connection
-// that gets its next request sooner does the same system calls as one
-// that never sheds: only the deadline it waits under is different.
-const idleShedAfter = 250 * time.Millisecond
-
 // readWaiter is a connection that can wait for something to read without
 // reading it (sockio.Conn).
 type readWaiter interface{ WaitRead() error }
 
-// awaitIdle waits for the next request's first four bytes (see serve) on
-// a kept-alive connection that can wait without its buffers, with nothing
-// buffered, under the idle timeout idle (none if 0). After s.shedAfter it
-// sheds the connection's buffers until the socket is readable. It reports
-// false when the connection is to be closed.
-func (sc *serverConn) awaitIdle(rw readWaiter, idle time.Duration) bool {
-	now := time.Now()
-	var deadline time.Time
-	if idle > 0 {
-		deadline = now.Add(idle)
-	}
-	sc.c.SetReadDeadline(now.Add(sc.s.shedAfter))
-	_, err := sc.br.Peek(4)
-	if err == nil {
-		if sc.s.opts.ReadHeaderTimeout <= 0 {
-			sc.c.SetReadDeadline(deadline) // serve sets no other
-		}
-		return true
-	}
-	if !errors.Is(err, os.ErrDeadlineExceeded) {
-		return false
-	}
-	sc.c.SetReadDeadline(deadline)
-	if sc.br.Buffered() == 0 {
-		sc.shed()
-		if rw.WaitRead() != nil {
-			return false
-		}
-		sc.unshed()
-	}
-	_, err = sc.br.Peek(4)
-	return err == nil
-}
-
 // shed gives the connection's buffers back to their pools: the read and
-// write buffers, and the response's chunking buffer if it took one.
-// unshed takes new read and write buffers; the response takes a chunking
-// buffer when it needs one.
+// write buffers (4 KiB each), and the response's chunking buffer (2 KiB)
+// if it took one. unshed takes new read and write buffers; the response
+// takes a chunking buffer when it needs one.
+//
+// A kept-alive connection with nothing buffered sheds its buffers while
+// it waits for its next request, as HAProxy does: a node proxy holds the
+// keep-alive connections of every client on its node, most of them idle
+// at any moment, so buffer memory goes with the requests in progress, not
+// with the connections. It waits with sockio.Conn.WaitRead, which costs
+// no system call over a Read that finds nothing and waits; a connection
+// whose next request is already there when it looks pays one (a peek).
 func (sc *serverConn) shed() {
 	if sc.br != nil {
 		sc.br.Reset(nil)

@@ -45,13 +45,14 @@ type Conn struct {
 	// One read and one write at a time: the fields below carry a call's
 	// buffer and result to the function handed to rc, made once per
 	// connection so that a call allocates nothing.
-	rmu   sync.Mutex
-	rp    []byte
-	rn    int
-	rerr  syscall.Errno
-	readF func(uintptr) bool
-	peekF func(uintptr) bool
-	peekB [1]byte
+	rmu    sync.Mutex
+	rp     []byte
+	rn     int
+	rerr   syscall.Errno
+	readF  func(uintptr) bool
+	peekF  func(uintptr) bool
+	peekB  [1]byte
+	peeked bool
 
 	wmu    sync.Mutex
 	wp     []byte
@@ -97,9 +98,17 @@ func (c *Conn) read(fd uintptr) bool {
 	}
 }
 
-// peek is one look for something to read, which it leaves in the socket;
-// false means there is nothing yet and the poller should wait.
+// peek reports whether a Read would not block, leaving what there is in
+// the socket; false means the poller should wait. It looks once. Called
+// again, it has been woken by the poller, which wakes a reader only for
+// input, the end of the stream or an error, so it says yes without
+// looking: the wait then costs no system call over a Read's. Should the
+// poller be wrong, the next Read finds nothing and waits as usual.
 func (c *Conn) peek(fd uintptr) bool {
+	if c.peeked {
+		return true
+	}
+	c.peeked = true
 	for {
 		_, _, e := syscall.RawSyscall6(syscall.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&c.peekB[0])), 1, syscall.MSG_PEEK|syscall.MSG_DONTWAIT, 0, 0)
 		switch e {
@@ -169,6 +178,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 // back). Its error is a wait's: the deadline, or the connection closed.
 func (c *Conn) WaitRead() error {
 	c.rmu.Lock()
+	c.peeked = false
 	err := c.rc.Read(c.peekF)
 	c.rmu.Unlock()
 	if err != nil {
