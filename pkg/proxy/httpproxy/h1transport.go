@@ -214,7 +214,9 @@ func (t *h1Transport) send(req *http.Request, head *reqHead) (*http.Response, er
 		var pc *h1Conn
 		var reused bool
 		if !retried {
-			pc, reused = t.getIdle(addr)
+			if pc, reused = t.getIdle(addr); reused {
+				pc.take()
+			}
 		}
 		if pc == nil {
 			var err error
@@ -332,10 +334,11 @@ var expired = time.Unix(1, 0)
 func (t *h1Transport) release(pc *h1Conn, reusable bool) {
 	// Bytes after the end of the answer are a broken backend: they would
 	// be read as the next request's answer.
-	if !pc.w.end() || !reusable || pc.br.Buffered() > 0 {
+	if !pc.w.end() || !reusable || pc.br.Buffered() > 0 || pc.bw.Buffered() > 0 {
 		pc.c.Close()
 		return
 	}
+	pc.drop()
 	t.putIdle(pc)
 }
 
@@ -419,11 +422,32 @@ func (t *h1Transport) connect(ctx context.Context, addr string) (*h1Conn, error)
 	if err != nil {
 		return nil, err
 	}
-	pc := &h1Conn{addr: addr, c: c, bw: bufio.NewWriterSize(c, 4<<10)}
+	pc := &h1Conn{addr: addr, c: c}
 	pc.w.pc = pc
-	pc.br = bufio.NewReaderSize(&pc.w, 4<<10)
 	pc.expire = func() { _ = c.SetDeadline(expired) }
+	pc.take()
 	return pc, nil
+}
+
+// take gives pc read and write buffers, from the server's pools. drop
+// gives them back: an idle pooled connection holds none, so the memory of
+// the idle pool (up to MaxIdleConnsPerHost per endpoint, to every endpoint
+// the node's clients called lately) does not grow with buffers. drop is
+// only for a connection that ended an exchange cleanly: nothing buffered
+// either way, and no body reader left on br.
+func (pc *h1Conn) take() {
+	pc.bw = bufWriters.Get().(*bufio.Writer)
+	pc.bw.Reset(pc.c)
+	pc.br = bufReaders.Get().(*bufio.Reader)
+	pc.br.Reset(&pc.w)
+}
+
+func (pc *h1Conn) drop() {
+	pc.bw.Reset(nil)
+	bufWriters.Put(pc.bw)
+	pc.br.Reset(nil)
+	bufReaders.Put(pc.br)
+	pc.bw, pc.br = nil, nil
 }
 
 // getIdle takes the newest idle connection to addr that is not too old.

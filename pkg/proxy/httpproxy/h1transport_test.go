@@ -87,6 +87,34 @@ func TestH1TransportReusesConnections(t *testing.T) {
 	}
 }
 
+// An idle pooled connection holds no buffers; it takes them again for its
+// next request, which it carries.
+func TestH1TransportIdleConnectionsHoldNoBuffers(t *testing.T) {
+	be := newH1Backend(t, func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "hello") })
+	tr := newTestH1(time.Minute, time.Second)
+	defer tr.CloseIdleConnections()
+	for i := range 3 {
+		if code, body, err := h1Do(t, tr, "GET", be.URL, nil); err != nil || code != 200 || body != "hello" {
+			t.Fatalf("request %d: %d %q %v", i, code, body, err)
+		}
+		tr.mu.Lock()
+		var idle []*h1Conn
+		for _, conns := range tr.idle {
+			idle = append(idle, conns...)
+		}
+		tr.mu.Unlock()
+		if len(idle) != 1 {
+			t.Fatalf("request %d: %d idle connections, want 1", i, len(idle))
+		}
+		if idle[0].br != nil || idle[0].bw != nil {
+			t.Fatalf("request %d: the idle connection holds its buffers", i)
+		}
+	}
+	if n := be.conns.Load(); n != 1 {
+		t.Errorf("%d connections for 3 requests, want 1", n)
+	}
+}
+
 func TestH1TransportFallsBackForBodiesAndUpgrades(t *testing.T) {
 	be := newH1Backend(t, func(w http.ResponseWriter, r *http.Request) {
 		b, _ := io.ReadAll(r.Body)

@@ -191,8 +191,10 @@ func (sc *serverConn) serve() {
 			} else if !first {
 				sc.c.SetReadDeadline(time.Time{})
 			}
-			if rw, ok := sc.c.(readWaiter); ok && !first && !s.keepBuffers && sc.br.Buffered() == 0 {
-				// Idle: wait without the buffers (see shed).
+			if rw, ok := sc.c.(readWaiter); ok && !first && !s.keepBuffers && sc.br.Buffered() == 0 && !sc.cr.hasByte {
+				// Idle, with nothing buffered (not even a byte the
+				// background read took): wait without the buffers (see
+				// shed).
 				sc.shed()
 				if rw.WaitRead() != nil {
 					return
