@@ -911,13 +911,19 @@ func sdRoundTrip(t *testing.T, c net.Conn, br *bufio.Reader, path string) (*http
 	if _, err := io.WriteString(c, sdGet(path)); err != nil {
 		t.Fatal(err)
 	}
+	return sdAnswer(t, br, "GET "+path)
+}
+
+// sdAnswer reads the answer to the request named what, and its body.
+func sdAnswer(t *testing.T, br *bufio.Reader, what string) (*http.Response, string) {
+	t.Helper()
 	res, err := http.ReadResponse(br, nil)
 	if err != nil {
-		t.Fatalf("GET %s: %v", path, err)
+		t.Fatalf("%s: %v", what, err)
 	}
 	body, err := io.ReadAll(res.Body)
 	if err != nil {
-		t.Fatalf("GET %s body: %v", path, err)
+		t.Fatalf("%s body: %v", what, err)
 	}
 	return res, string(body)
 }

@@ -1,30 +1,20 @@
 package httpproxy
 
 import (
-	"bufio"
 	"io"
 	"net"
-	"net/http"
 	"runtime"
 	"testing"
 	"time"
-
-	"github.com/nodemesh/nodemesh/pkg/proxy/sockio"
 )
 
-// idleServer serves as the proxy does (sockio connections); keep keeps
-// idle connections' buffers.
+// idleServer serves as the proxy does (sdNew: sockio connections); keep
+// keeps idle connections' buffers.
 func idleServer(t *testing.T, opts ServerOptions, keep bool) (*Server, string) {
 	t.Helper()
 	s := NewServer(sdText("x"), opts)
 	s.keepBuffers = keep
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	go func() { _ = s.Serve(sockio.Listener{Listener: l}) }()
-	t.Cleanup(func() { s.Close() })
-	return s, l.Addr().String()
+	return s, sdStart(t, sdNew{s}).addr
 }
 
 func heapAfterGC() uint64 {
@@ -100,18 +90,8 @@ func TestShedConnectionServesNextRequest(t *testing.T) {
 				t.Fatal(err)
 			}
 		}
-		if res, err := readAnswer(br); err != nil || res != "x" {
-			t.Fatalf("%+v: a head in pieces: %q, %v", opts, res, err)
+		if _, body := sdAnswer(t, br, "a head in pieces"); body != "x" {
+			t.Fatalf("%+v: a head in pieces: %q", opts, body)
 		}
 	}
-}
-
-func readAnswer(br *bufio.Reader) (string, error) {
-	res, err := http.ReadResponse(br, nil)
-	if err != nil {
-		return "", err
-	}
-	defer res.Body.Close()
-	body, err := io.ReadAll(res.Body)
-	return string(body), err
 }
