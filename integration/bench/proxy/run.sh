@@ -7,14 +7,15 @@
 #          worker_processes 1;
 #   core 1 (taskset -c 1): the load generators only.
 # Throughput: wrk -t1 -c50, 3 s warm-up, 10 s measured. Latency: openloop at
-# 2,000 req/s over 16 keep-alive connections. RSS: VmRSS after the
+# 2,000 req/s over 16 keep-alive connections, with every configuration
+# running at once and measured in turns of 1 s. RSS: VmRSS after the
 # throughput run. CPU: utime+stime of the proxy during the measured run.
 # Repetitions are interleaved (A B C ... A B C ...).
 #
 # Traffic goes to 127.0.0.1 only; every load run is bounded in time.
 #
 # Environment: BENCH_REPS (3), BENCH_DURATION (10, seconds),
-# BENCH_WARMUP (3), BENCH_CONFIGS (all HTTP configurations),
+# BENCH_WARMUP (3), BENCH_LATENCY_BLOCK (1, seconds), BENCH_CONFIGS (all HTTP configurations),
 # BENCH_TCP_CONFIGS (direct nodemesh haproxy haproxy-splice), BENCH_LARGE (1: measure the
 # large table), BENCH_IDLE_CONFIGS (nodemesh haproxy nginx oxy-pool),
 # BENCH_IDLE_CONNS (2000 idle keep-alive clients over the first 500),
@@ -28,6 +29,7 @@ cd "$ROOT"
 REPS=${BENCH_REPS:-3}
 DURATION=${BENCH_DURATION:-10}
 WARMUP=${BENCH_WARMUP:-3}
+LAT_BLOCK=${BENCH_LATENCY_BLOCK:-1} # seconds of each configuration's turn in the latency stage
 CONFIGS=${BENCH_CONFIGS:-"direct nodemesh nodemesh-nogc nodemesh-gc64 haproxy nginx httputil httputil-pool oxy-pool"}
 TCP_CONFIGS=${BENCH_TCP_CONFIGS-"direct nodemesh haproxy haproxy-splice"} # set and empty: no TCP runs
 LARGE=${BENCH_LARGE:-1}
@@ -49,6 +51,7 @@ NM_HTTP=18100 NM_ADMIN=18101 NM_TCP=18102
 HA_HTTP=18110 HA_TCP=18111
 NGINX_HTTP=18120
 GO_HTTP=18130
+SLOT_BASE=18200 # the latency stage's nodemesh and Go proxies: 18200, 18210, ...
 
 PIDS=()
 cleanup() {
@@ -171,11 +174,22 @@ EOF
 	mkdir -p "$WORK/nginx-tmp"
 }
 
-# start_proxy CONFIG: starts the proxy under test; sets PROXY_PID (empty
-# for direct) and PROXY_PORT.
+# start_proxy CONFIG [SLOT]: starts the proxy under test; sets PROXY_PID
+# (empty for direct), PROXY_PORT and PROXY_ADMIN (nodemesh's admin port).
+# With SLOT, for the latency stage, where every configuration runs at once,
+# the nodemesh and Go proxies listen on ports of their own: SLOT_BASE +
+# 10 * SLOT, and nodemesh's admin port one above.
 start_proxy() {
+	local cfg=$1 slot=${2:-} name=$1 table=$WORK/small.json nm_http=$NM_HTTP go_http=$GO_HTTP
 	PROXY_PID=""
-	case $1 in
+	PROXY_ADMIN=$NM_ADMIN
+	if [ -n "$slot" ]; then
+		name=$cfg-latency
+		nm_http=$((SLOT_BASE + 10 * slot)) go_http=$((SLOT_BASE + 10 * slot))
+		PROXY_ADMIN=$((nm_http + 1))
+		table=$WORK/small-$slot.json
+	fi
+	case $cfg in
 	direct) PROXY_PORT=$BACKEND_HTTP; return ;;
 	nodemesh | nodemesh-nogc | nodemesh-gc64)
 		local extra=()
@@ -183,28 +197,31 @@ start_proxy() {
 		# proxy with the Go collector off, so the run shows how much of
 		# nodemesh's latency and CPU the collector costs. The heap only
 		# grows: about 1 GiB by the end of one repetition (2026-12-06).
-		[ "$1" = nodemesh-nogc ] && extra=(--gc-headroom=0 --gc-percent=-1)
+		[ "$cfg" = nodemesh-nogc ] && extra=(--gc-headroom=0 --gc-percent=-1)
 		# nodemesh-gc64 is the other diagnostic: collections about a
 		# sixteenth as often (64 MiB of headroom, about 46 MiB of RSS,
 		# over the proxy's budget), on a heap that stops growing after
 		# the throughput run, so unlike nodemesh-nogc it takes no page
 		# faults for fresh heap during the latency run.
-		[ "$1" = nodemesh-gc64 ] && extra=(--gc-headroom=64)
-		start "$1" "$BIN/nodemesh" proxy --table-file="$WORK/small.json" --listen-address=127.0.0.1 \
-			--http-port=$NM_HTTP --admin-port=$NM_ADMIN --node=bench "${extra[@]}"
-		PROXY_PORT=$NM_HTTP ;;
+		[ "$cfg" = nodemesh-gc64 ] && extra=(--gc-headroom=64)
+		# A slot's table routes its own port, and has no TCP listener to
+		# clash with another instance's.
+		[ -n "$slot" ] && "$BIN/gentable" -http-port "$nm_http" -http-backend 127.0.0.1:$BACKEND_HTTP >"$table"
+		start "$name" "$BIN/nodemesh" proxy --table-file="$table" --listen-address=127.0.0.1 \
+			--http-port="$nm_http" --admin-port="$PROXY_ADMIN" --node=bench "${extra[@]}"
+		PROXY_PORT=$nm_http ;;
 	haproxy)
-		start haproxy haproxy -db -f "$WORK/haproxy.cfg"
+		start "$name" haproxy -db -f "$WORK/haproxy.cfg"
 		PROXY_PORT=$HA_HTTP ;;
 	nginx)
-		start nginx "$(command -v nginx || echo /usr/sbin/nginx)" -c "$WORK/nginx.conf"
+		start "$name" "$(command -v nginx || echo /usr/sbin/nginx)" -c "$WORK/nginx.conf"
 		PROXY_PORT=$NGINX_HTTP ;;
 	httputil | httputil-pool | oxy-pool)
-		local mode=${1#httputil-}
-		[ "$1" = httputil ] && mode=bare
-		start "$1" "$BIN/goproxy" -mode "$mode" -listen 127.0.0.1:$GO_HTTP -backend http://127.0.0.1:$BACKEND_HTTP
-		PROXY_PORT=$GO_HTTP ;;
-	*) log "unknown config $1"; return 1 ;;
+		local mode=${cfg#httputil-}
+		[ "$cfg" = httputil ] && mode=bare
+		start "$name" "$BIN/goproxy" -mode "$mode" -listen 127.0.0.1:"$go_http" -backend http://127.0.0.1:$BACKEND_HTTP
+		PROXY_PORT=$go_http ;;
+	*) log "unknown config $cfg"; return 1 ;;
 	esac
 	PROXY_PID=$STARTED
 	wait_port "$PROXY_PORT"
@@ -212,7 +229,7 @@ start_proxy() {
 	curl -sf -o /dev/null --max-time 5 "http://127.0.0.1:$PROXY_PORT/"
 }
 
-# run_http CONFIG REP: throughput, CPU and RSS, then latency.
+# run_http CONFIG REP: throughput, CPU and RSS.
 run_http() {
 	local cfg=$1 rep=$2 out before after requests rps
 	start_proxy "$cfg"
@@ -239,23 +256,55 @@ run_http() {
 		record "$cfg" "$rep" cpu_ms_per_1k "$(awk -v t=$((after - before)) -v k="$TCK" -v n="$requests" 'BEGIN {printf "%.2f", t * 1000 / k / (n / 1000)}')"
 		record "$cfg" "$rep" rss_mib "$(rss_mib "$PROXY_PID")"
 	fi
+	[ -n "$PROXY_PID" ] && stop "$PROXY_PID"
+	return 0
+}
+
+# run_latency REP: latency at 2,000 req/s of every configuration at once.
+# All of them run side by side on core 0, each warmed by wrk as in the
+# throughput stage, and openloop measures them in turns of LAT_BLOCK
+# seconds until each has had DURATION: the configurations are compared
+# under the same state of the machine, which drifts over tens of seconds on
+# a shared VM (docs/benchmarks.md). An idle proxy waits in epoll and costs
+# the one measured nothing.
+run_latency() {
+	local rep=$1 cfg slot=0 addrs="" out line pids=() admins=() ports=()
+	for cfg in $CONFIGS; do
+		start_proxy "$cfg" "$slot"
+		pids+=("$PROXY_PID") ports+=("$PROXY_PORT") admins+=("")
+		case $cfg in nodemesh*) admins[slot]=$PROXY_ADMIN ;; esac
+		timeout $((WARMUP + 30)) taskset -c 1 wrk -t1 -c50 -d"${WARMUP}s" "http://127.0.0.1:$PROXY_PORT/" >/dev/null
+		addrs+=${addrs:+,}127.0.0.1:$PROXY_PORT
+		slot=$((slot + 1))
+	done
+	log "latency rep $rep"
 	# The collections during the latency run (warm-up included), for
 	# nodemesh: each one's mark holds the shared core (docs/benchmarks.md).
-	local gc0=""
-	[ "$PROXY_PORT" = "$NM_HTTP" ] && gc0=$(metric go_gc_duration_seconds_count)
-	if out=$(timeout 60 taskset -c 1 env GOMAXPROCS=1 GOGC=off "$BIN/openloop" -addr "127.0.0.1:$PROXY_PORT" \
-		-rate 2000 -conns 16 -warmup 1s -duration "${DURATION}s"); then
-		[ -n "$gc0" ] && record "$cfg" "$rep" gc_cycles_latency "$(($(metric go_gc_duration_seconds_count) - gc0))"
-		for m in p50_us p99_us p999_us; do
-			record "$cfg" "$rep" "$m" "$(echo "$out" | sed -n "s/.*\"$m\":\([0-9.]*\).*/\1/p")"
-		done
-	else
-		# Failed or unsent requests: no latency figure for this run.
-		log "latency run failed for $cfg rep $rep: $out"
-		record "$cfg" "$rep" latency_failed 1
-	fi
-	echo "$out" >"$LOGS/openloop-$cfg-$rep.json"
-	[ -n "$PROXY_PID" ] && stop "$PROXY_PID"
+	local gc0=()
+	slot=0
+	for cfg in $CONFIGS; do
+		gc0+=("${admins[slot]:+$(metric go_gc_duration_seconds_count "${admins[slot]}")}")
+		slot=$((slot + 1))
+	done
+	out=$(timeout $(($(echo $CONFIGS | wc -w) * (DURATION + LAT_BLOCK) + 30)) taskset -c 1 env GOMAXPROCS=1 GOGC=off \
+		"$BIN/openloop" -addr "$addrs" -block "${LAT_BLOCK}s" -rate 2000 -conns 16 -warmup "${LAT_BLOCK}s" -duration "${DURATION}s") || true
+	echo "$out" >"$LOGS/openloop-$rep.json"
+	slot=0
+	for cfg in $CONFIGS; do
+		line=$(echo "$out" | grep -F "\"addr\":\"127.0.0.1:${ports[slot]}\"" || true)
+		if [ -n "$line" ] && echo "$line" | grep -q '"errors":0,"late":0,'; then
+			[ -n "${admins[slot]}" ] && record "$cfg" "$rep" gc_cycles_latency "$(($(metric go_gc_duration_seconds_count "${admins[slot]}") - gc0[slot]))"
+			for m in p50_us p99_us p999_us; do
+				record "$cfg" "$rep" "$m" "$(echo "$line" | sed -n "s/.*\"$m\":\([0-9.]*\).*/\1/p")"
+			done
+		else
+			# Failed or unsent requests: no latency figure for this run.
+			log "latency run failed for $cfg rep $rep: ${line:-no result}"
+			record "$cfg" "$rep" latency_failed 1
+		fi
+		slot=$((slot + 1))
+	done
+	for pid in "${pids[@]}"; do [ -n "$pid" ] && stop "$pid"; done
 	return 0
 }
 
@@ -297,9 +346,10 @@ run_tcp() {
 	fi
 }
 
-# metric NAME: the value of an unlabelled metric of the nodemesh proxy.
+# metric NAME [ADMIN_PORT]: the value of an unlabelled metric of the
+# nodemesh proxy.
 metric() {
-	curl -sf --max-time 5 "http://127.0.0.1:$NM_ADMIN/metrics" | awk -v n="$1" '$1 == n {print $2}'
+	curl -sf --max-time 5 "http://127.0.0.1:${2:-$NM_ADMIN}/metrics" | awk -v n="$1" '$1 == n {print $2}'
 }
 
 # run_idle CONFIG REP: what idle keep-alive clients cost the proxy. A
@@ -415,6 +465,7 @@ main() {
 	for rep in $(seq "$REPS"); do
 		for cfg in $CONFIGS; do run_http "$cfg" "$rep"; done
 	done
+	for rep in $(seq "$REPS"); do run_latency "$rep"; done
 	for rep in $(seq "$REPS"); do
 		for cfg in $IDLE_CONFIGS; do run_idle "$cfg" "$rep"; done
 	done
@@ -434,7 +485,7 @@ main() {
 		echo "- Commit: ${BENCH_COMMIT:-$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)}; $(go version | cut -d' ' -f3); $(haproxy -v | head -1 | cut -d' ' -f1-3); $("$(command -v nginx || echo /usr/sbin/nginx)" -v 2>&1 | cut -d' ' -f3)"
 		echo "- Machine: $(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')), kernel $(uname -r)"
 		echo "- Load average (1, 5, 15 min) at start: $load_start; at end: $(cut -d' ' -f1-3 /proc/loadavg)"
-		echo "- Settings: $REPS interleaved repetitions; wrk ${WARMUP} s warm-up + ${DURATION} s; latency 1 s warm-up + ${DURATION} s at 2,000 req/s over 16 connections; TCP 8 connections, 2 s warm-up + ${DURATION} s"
+		echo "- Settings: $REPS interleaved repetitions; wrk ${WARMUP} s warm-up + ${DURATION} s; latency ${LAT_BLOCK} s warm-up + ${DURATION} s at 2,000 req/s over 16 connections, every configuration in turns of ${LAT_BLOCK} s; TCP 8 connections, 2 s warm-up + ${DURATION} s"
 		echo "- Method: docs/benchmarks.md (core 0: backend + proxy; core 1: load)."
 	} >"$meta"
 	"$BIN/report" -in "$RAW" -meta "$meta" | tee "$OUT/proxy-$date.md"
