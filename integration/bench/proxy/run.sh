@@ -17,7 +17,7 @@
 # Environment: BENCH_REPS (3), BENCH_DURATION (10, seconds),
 # BENCH_WARMUP (3), BENCH_LATENCY_BLOCK (1, seconds), BENCH_CONFIGS (all HTTP configurations),
 # BENCH_TCP_CONFIGS (direct nodemesh haproxy haproxy-splice), BENCH_LARGE (1: measure the
-# large table), BENCH_IDLE_CONFIGS (nodemesh haproxy nginx oxy-pool),
+# large table), BENCH_THROUGHPUT (1; 0 skips the HTTP throughput stage), BENCH_IDLE_CONFIGS (nodemesh haproxy nginx oxy-pool),
 # BENCH_IDLE_CONNS (2000 idle keep-alive clients over the first 500),
 # BENCH_OUT (integration/bench/results), BENCH_KEEP (1: keep logs in /tmp),
 # BENCH_COMMIT (the commit named in the result),
@@ -33,6 +33,7 @@ LAT_BLOCK=${BENCH_LATENCY_BLOCK:-1} # seconds of each configuration's turn in th
 CONFIGS=${BENCH_CONFIGS:-"direct nodemesh nodemesh-nogc nodemesh-gc64 haproxy nginx httputil httputil-pool oxy-pool"}
 TCP_CONFIGS=${BENCH_TCP_CONFIGS-"direct nodemesh haproxy haproxy-splice"} # set and empty: no TCP runs
 LARGE=${BENCH_LARGE:-1}
+THROUGHPUT=${BENCH_THROUGHPUT:-1} # 0: the HTTP configurations' latency stage only
 IDLE_CONFIGS=${BENCH_IDLE_CONFIGS-"nodemesh haproxy nginx oxy-pool"} # set and empty: no idle runs
 IDLE_CONNS=${BENCH_IDLE_CONNS:-2000}
 IDLE_WARM=500
@@ -462,9 +463,11 @@ main() {
 	wait_port $BACKEND_HTTP
 	wait_port $BACKEND_TCP
 
-	for rep in $(seq "$REPS"); do
-		for cfg in $CONFIGS; do run_http "$cfg" "$rep"; done
-	done
+	if [ "$THROUGHPUT" = 1 ]; then
+		for rep in $(seq "$REPS"); do
+			for cfg in $CONFIGS; do run_http "$cfg" "$rep"; done
+		done
+	fi
 	for rep in $(seq "$REPS"); do run_latency "$rep"; done
 	for rep in $(seq "$REPS"); do
 		for cfg in $IDLE_CONFIGS; do run_idle "$cfg" "$rep"; done
