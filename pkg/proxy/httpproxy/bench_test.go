@@ -51,6 +51,10 @@ func (d *discardWriter) Header() http.Header         { return d.h }
 func (d *discardWriter) WriteHeader(c int)           { d.code = c }
 func (d *discardWriter) Write(b []byte) (int, error) { return len(b), nil }
 
+// Flush: the proxy's server can flush, and the forwarder flushes a plain
+// answer when it is written (h1Forwarder.ServeHTTP).
+func (d *discardWriter) Flush() {}
+
 func bareOxy(b *testing.B, rt http.RoundTripper, endpoint string) http.Handler {
 	fwd := forward.New(true)
 	fwd.BufferPool = newBufferPool()

@@ -175,6 +175,17 @@ func (f *h1Forwarder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	res.Body.Close()
+	if len(res.Trailer) == 0 && res.ContentLength >= 0 && req.Method == http.MethodGet {
+		// The whole answer is written and its length was given: send it
+		// now, not when the server's writer is finished after the
+		// handlers up the chain return (metrics, the request's context),
+		// so that their work is not on the client's wait. The server has
+		// nothing left to write for it then, so this costs no system call.
+		// Under oxy's retry buffer, which holds the answer until it decides
+		// on another attempt, there is nothing to flush through: its
+		// writer can neither flush nor unwrap.
+		flushNow(w)
+	}
 	if len(res.Trailer) > 0 {
 		_ = http.NewResponseController(w).Flush() // force chunking
 	}
@@ -190,6 +201,26 @@ func (f *h1Forwarder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		k = http.TrailerPrefix + k
 		for _, v := range vv {
 			dst.Add(k, v)
+		}
+	}
+}
+
+// flushNow flushes w as http.ResponseController.Flush does, through the
+// writers that wrap it, but does nothing when none of them can flush,
+// where the controller would allocate an error to say so.
+func flushNow(w http.ResponseWriter) {
+	for {
+		switch t := w.(type) {
+		case interface{ FlushError() error }:
+			_ = t.FlushError()
+			return
+		case http.Flusher:
+			t.Flush()
+			return
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = t.Unwrap()
+		default:
+			return
 		}
 	}
 }

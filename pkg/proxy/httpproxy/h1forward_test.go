@@ -293,3 +293,48 @@ func TestEventStreamMatchesParseMediaType(t *testing.T) {
 		t.Errorf("%v allocations", n)
 	}
 }
+
+// TestPlainAnswerSentBeforeTheChainReturns: a plain answer of known length
+// reaches the client while the handlers above the forwarder are still
+// running (here one that waits for the client to have it), not when the
+// server finishes the response after they return.
+func TestPlainAnswerSentBeforeTheChainReturns(t *testing.T) {
+	be := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Length", "5")
+		_, _ = io.WriteString(w, "hello")
+	}))
+	defer be.Close()
+	r := New(Options{DialTimeout: time.Second})
+	defer r.Close()
+	if err := r.Apply(tableOf(httpRoute("web", 80, backendOf("web", 1, strings.TrimPrefix(be.URL, "http://"))))); err != nil {
+		t.Fatal(err)
+	}
+	sdForEach(t, func(t *testing.T, newSrv func(http.Handler, ServerOptions) sdServer) {
+		got := make(chan struct{})
+		sv := sdStart(t, newSrv(http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+			r.ServeHTTP(w, req)
+			select {
+			case <-got:
+			case <-time.After(3 * time.Second):
+			}
+		}), ServerOptions{}))
+		c, err := net.Dial("tcp", sv.addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(time.Second))
+		if _, err := io.WriteString(c, "GET / HTTP/1.1\r\nHost: web.shop.mesh\r\n\r\n"); err != nil {
+			t.Fatal(err)
+		}
+		resp, err := http.ReadResponse(bufio.NewReader(c), nil)
+		if err != nil {
+			t.Fatalf("no answer while the handler above the forwarder runs: %v", err)
+		}
+		b, err := io.ReadAll(resp.Body)
+		close(got)
+		if err != nil || string(b) != "hello" || resp.ContentLength != 5 || len(resp.TransferEncoding) != 0 {
+			t.Fatalf("got %q (%v), length %d, transfer encoding %v", b, err, resp.ContentLength, resp.TransferEncoding)
+		}
+	})
+}
