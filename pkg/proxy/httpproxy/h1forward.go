@@ -175,7 +175,7 @@ func (f *h1Forwarder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		return
 	}
 	res.Body.Close()
-	if len(res.Trailer) == 0 && res.ContentLength >= 0 && req.Method == http.MethodGet {
+	if len(res.Trailer) == 0 && res.ContentLength >= 0 && req.Method == http.MethodGet && req.ProtoMajor == 1 {
 		// The whole answer is written and its length was given: send it
 		// now, not when the server's writer is finished after the
 		// handlers up the chain return (metrics, the request's context),
@@ -183,7 +183,9 @@ func (f *h1Forwarder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		// nothing left to write for it then, so this costs no system call.
 		// Under oxy's retry buffer, which holds the answer until it decides
 		// on another attempt, there is nothing to flush through: its
-		// writer can neither flush nor unwrap.
+		// writer can neither flush nor unwrap. Not for an HTTP/2 (h2c)
+		// client: there a flush sends the data without the stream's end,
+		// which would then take a frame of its own.
 		flushNow(w)
 	}
 	if len(res.Trailer) > 0 {
