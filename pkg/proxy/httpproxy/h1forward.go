@@ -189,7 +189,7 @@ func (f *h1Forwarder) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		flushNow(w)
 	}
 	if len(res.Trailer) > 0 {
-		_ = http.NewResponseController(w).Flush() // force chunking
+		flushNow(w) // force chunking
 	}
 	if len(res.Trailer) == announced {
 		for k, vv := range res.Trailer {

@@ -436,17 +436,13 @@ func (t *h1Transport) connect(ctx context.Context, addr string) (*h1Conn, error)
 // only for a connection that ended an exchange cleanly: nothing buffered
 // either way, and no body reader left on br.
 func (pc *h1Conn) take() {
-	pc.bw = bufWriters.Get().(*bufio.Writer)
-	pc.bw.Reset(pc.c)
-	pc.br = bufReaders.Get().(*bufio.Reader)
-	pc.br.Reset(&pc.w)
+	pc.bw = getWriter(&bufWriters, pc.c)
+	pc.br = getReader(&pc.w)
 }
 
 func (pc *h1Conn) drop() {
-	pc.bw.Reset(nil)
-	bufWriters.Put(pc.bw)
-	pc.br.Reset(nil)
-	bufReaders.Put(pc.br)
+	putWriter(&bufWriters, pc.bw)
+	putReader(pc.br)
 	pc.bw, pc.br = nil, nil
 }
 

@@ -195,7 +195,7 @@ func (sw *statusWriter) Write(b []byte) (int, error) {
 
 // Flush passes a flush on: streaming responses must not wait.
 func (sw *statusWriter) Flush() {
-	_ = http.NewResponseController(sw.w).Flush()
+	flushNow(sw.w)
 }
 
 // Hijack hands the connection over for an Upgrade (WebSocket).

@@ -46,6 +46,32 @@ var (
 	chunkWriters = sync.Pool{New: func() any { return bufio.NewWriterSize(nil, bufferBeforeChunking) }}
 )
 
+// getReader takes a buffer of bufReaders that reads from r. putReader
+// gives it back holding nothing, so that the pool keeps no connection.
+func getReader(r io.Reader) *bufio.Reader {
+	br := bufReaders.Get().(*bufio.Reader)
+	br.Reset(r)
+	return br
+}
+
+func putReader(br *bufio.Reader) {
+	br.Reset(nil)
+	bufReaders.Put(br)
+}
+
+// getWriter takes a buffer of pool (bufWriters or chunkWriters) that
+// writes to w; putWriter gives it back holding nothing.
+func getWriter(pool *sync.Pool, w io.Writer) *bufio.Writer {
+	bw := pool.Get().(*bufio.Writer)
+	bw.Reset(w)
+	return bw
+}
+
+func putWriter(pool *sync.Pool, bw *bufio.Writer) {
+	bw.Reset(nil)
+	pool.Put(bw)
+}
+
 // serverConn is one HTTP/1 client connection.
 type serverConn struct {
 	s     *Server
@@ -295,27 +321,22 @@ type readWaiter interface{ WaitRead() error }
 // whose next request is already there when it looks pays one (a peek).
 func (sc *serverConn) shed() {
 	if sc.br != nil {
-		sc.br.Reset(nil)
-		bufReaders.Put(sc.br)
+		putReader(sc.br)
 		sc.br = nil
 	}
 	if sc.bw != nil {
-		sc.bw.Reset(nil)
-		bufWriters.Put(sc.bw)
+		putWriter(&bufWriters, sc.bw)
 		sc.bw = nil
 	}
-	if w := sc.res.w; w != nil {
-		w.Reset(nil)
-		chunkWriters.Put(w)
+	if sc.res.w != nil {
+		putWriter(&chunkWriters, sc.res.w)
 		sc.res.w = nil
 	}
 }
 
 func (sc *serverConn) unshed() {
-	sc.br = bufReaders.Get().(*bufio.Reader)
-	sc.br.Reset(&sc.cr)
-	sc.bw = bufWriters.Get().(*bufio.Writer)
-	sc.bw.Reset(connWriter{sc})
+	sc.br = getReader(&sc.cr)
+	sc.bw = getWriter(&bufWriters, connWriter{sc})
 }
 
 // h2Preface reports whether the connection starts with the HTTP/2 preface,

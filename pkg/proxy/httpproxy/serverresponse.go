@@ -241,8 +241,7 @@ func (w *response) write(n int, b []byte, s string) (int, error) {
 		return w.sc.bw.WriteString(s)
 	}
 	if w.w == nil {
-		w.w = chunkWriters.Get().(*bufio.Writer)
-		w.w.Reset(&w.cw)
+		w.w = getWriter(&chunkWriters, &w.cw)
 	}
 	if b != nil {
 		return w.w.Write(b)
