@@ -2,7 +2,10 @@ package httpproxy
 
 import (
 	"errors"
+	"fmt"
+	"net"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -179,5 +182,34 @@ func TestSetsForwardedHeaders(t *testing.T) {
 	}
 	if h.Get("X-Forwarded-Server") == "" {
 		t.Error("X-Forwarded-Server not set")
+	}
+}
+
+// TestEndpointAddresses: an endpoint's ip:port becomes the backend URL's
+// host as it is, brackets of an IPv6 address included, and an address
+// without a port is refused before anything serves it.
+func TestEndpointAddresses(t *testing.T) {
+	l, err := net.Listen("tcp", "[::1]:0")
+	if err != nil {
+		t.Skipf("no IPv6 loopback: %v", err)
+	}
+	v6 := &httptest.Server{Listener: l, Config: &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		fmt.Fprintf(w, "v6 %s", r.Host)
+	})}}
+	v6.Start()
+	t.Cleanup(v6.Close)
+	p := newProxy(t, Options{})
+	p.apply(t, tableOf(httpRoute("six", 80, backendOf("six", 1, l.Addr().String()))))
+	if code, body := p.get(t, "six.shop.mesh", "/"); code != 200 || !strings.HasPrefix(body, "v6 ") {
+		t.Errorf("IPv6 endpoint %s: %d %q", l.Addr(), code, body)
+	}
+
+	for _, bad := range []string{"10.244.1.1", "10.244.1.1:", "[::1]"} {
+		rt := New(Options{})
+		tb := tableOf(httpRoute("bad", 80, backendOf("bad", 1, bad)))
+		if _, err := rt.Prepare(tb); err == nil || !strings.Contains(err.Error(), "is not ip:port") {
+			t.Errorf("endpoint %q: Prepare error %v; want one saying it is not ip:port", bad, err)
+		}
+		rt.Close()
 	}
 }
