@@ -1,11 +1,9 @@
 package distribution
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"strconv"
 
 	"github.com/nodemesh/nodemesh/pkg/table"
@@ -127,7 +125,7 @@ func ApplyDelta(base *table.Table, body []byte) (*table.Table, error) {
 		return nil, fmt.Errorf("decode delta: %d bytes exceeds the limit of %d", len(body), table.MaxEncodedSize)
 	}
 	var d wireDelta
-	if err := decodeStrict(body, &d); err != nil {
+	if err := table.UnmarshalStrict(body, &d); err != nil {
 		return nil, fmt.Errorf("decode delta: %w", err)
 	}
 	if d.Base != base.Version {
@@ -179,13 +177,13 @@ func routes[T any](items []json.RawMessage, base []T, name string) ([]T, error) 
 		switch {
 		case len(raw) > 0 && raw[0] == '{':
 			var r T
-			if err := decodeStrict(raw, &r); err != nil {
+			if err := table.UnmarshalStrict(raw, &r); err != nil {
 				return nil, fmt.Errorf("decode delta: %s[%d]: %w", name, i, err)
 			}
 			out = append(out, r)
 		case len(raw) > 0 && raw[0] == '[':
 			var run []int
-			if err := decodeStrict(raw, &run); err != nil || len(run) != 2 || run[0] < 0 || run[0] >= run[1] || run[1] >= len(base) {
+			if err := table.UnmarshalStrict(raw, &run); err != nil || len(run) != 2 || run[0] < 0 || run[0] >= run[1] || run[1] >= len(base) {
 				return nil, fmt.Errorf("decode delta: %s[%d] is %.40s, not a run [first,last] of positions in the base's %d", name, i, raw, len(base))
 			}
 			if len(out)+run[1]-run[0]+1 > len(base)+len(items) {
@@ -205,16 +203,3 @@ func routes[T any](items []json.RawMessage, base []T, name string) ([]T, error) 
 	return out, nil
 }
 
-// decodeStrict decodes one JSON value, refusing unknown fields and
-// trailing data.
-func decodeStrict(b []byte, v any) error {
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(v); err != nil {
-		return err
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return errors.New("unexpected data after the value")
-	}
-	return nil
-}
