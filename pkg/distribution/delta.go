@@ -202,4 +202,3 @@ func routes[T any](items []json.RawMessage, base []T, name string) ([]T, error) 
 	}
 	return out, nil
 }
-

@@ -179,11 +179,11 @@ func TestApplyDeltaRejects(t *testing.T) {
 		{"a position past the base", `{"schema":1,"version":6,"base":5,"acl":false,"http":[1],"tcp":[],"udp":[]}`, "http[0]"},
 		{"a negative position", `{"schema":1,"version":6,"base":5,"acl":false,"http":[-1],"tcp":[],"udp":[]}`, "http[0]"},
 		{"a string", `{"schema":1,"version":6,"base":5,"acl":false,"http":["0"],"tcp":[],"udp":[]}`, "http[0]"},
-		{"an unknown field", `{"schema":1,"version":6,"base":5,"acl":false,"http":[0],"tcp":[],"udp":[],"extra":1}`, "unknown field"},
-		{"an unknown route field", `{"schema":1,"version":6,"base":5,"acl":false,"http":[{"service":{"namespace":"a","name":"b"},"rule":1}],"tcp":[],"udp":[]}`, "unknown field"},
+		{"an unknown field", `{"schema":1,"version":6,"base":5,"acl":false,"http":[0],"tcp":[],"udp":[],"extra":1}`, `unknown object member name "extra"`},
+		{"an unknown route field", `{"schema":1,"version":6,"base":5,"acl":false,"http":[{"service":{"namespace":"a","name":"b"},"rule":1}],"tcp":[],"udp":[]}`, `unknown object member name "rule"`},
 		{"trailing data", `{"schema":1,"version":6,"base":5,"acl":false,"http":[0],"tcp":[],"udp":[]} {}`, "after top-level value"},
 		{"pods twice", `{"schema":1,"version":6,"base":5,"acl":false,"http":[0],"tcp":[],"udp":[],"pods":[],"basePods":true}`, "both pods"},
-		{"a field twice", `{"schema":1,"version":6,"base":5,"base":5,"acl":false,"http":[0],"tcp":[],"udp":[]}`, `duplicate field "base"`},
+		{"a field twice", `{"schema":1,"version":6,"base":5,"base":5,"acl":false,"http":[0],"tcp":[],"udp":[]}`, `duplicate object member name "base"`},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := ApplyDelta(base, []byte(tt.delta))

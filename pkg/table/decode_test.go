@@ -24,16 +24,17 @@ func TestDecodeRoundTrip(t *testing.T) {
 
 func TestDecodeRejects(t *testing.T) {
 	tests := []struct{ name, in, want string }{
-		{"unknown field", `{"schema":1,"version":1,"acl":false,"routes":[]}`, `unknown field "routes"`},
+		{"unknown field", `{"schema":1,"version":1,"acl":false,"routes":[]}`, `unknown object member name "routes"`},
 		{"trailing data", `{"schema":1} {"schema":1}`, "after top-level value"},
-		{"wrong type", `{"schema":"one"}`, "cannot unmarshal"},
-		{"truncated", `{"schema":1,"http":[`, "unexpected end of JSON input"},
-		{"empty", ``, "unexpected end of JSON input"},
+		{"wrong type", `{"schema":"one"}`, `unmarshal JSON string into Go int within "/schema"`},
+		{"truncated", `{"schema":1,"http":[`, "unexpected EOF"},
+		{"empty", ``, "unexpected EOF"},
 		// encoding/json would take the last value, or bind the key to
 		// "acl" whatever its case: both would hide a mistake in a rule.
-		{"duplicate field", `{"schema":1,"acl":true,"acl":false}`, `duplicate field "acl"`},
-		{"key in another case", `{"schema":1,"ACL":true}`, `unknown field "ACL"`},
-		{"nested unknown field", `{"schema":1,"http":[{"port":80,"hostz":[]}]}`, `unknown field "http[0].hostz"`},
+		{"duplicate field", `{"schema":1,"acl":true,"acl":false}`, `duplicate object member name "acl"`},
+		{"key in another case", `{"schema":1,"ACL":true}`, `unknown object member name "ACL"`},
+		{"invalid UTF-8", "{\"schema\":1,\"http\":[{\"hosts\":[\"a\xffb\"]}]}", "invalid UTF-8"},
+		{"nested unknown field", `{"schema":1,"http":[{"port":80,"hostz":[]}]}`, `unknown object member name "hostz" within "/http/0"`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,7 +1,6 @@
 package table
 
 import (
-	"bytes"
 	"cmp"
 	"encoding/json"
 	"fmt"
@@ -100,10 +99,8 @@ func (l *PodList) UnmarshalJSON(b []byte) error {
 	if string(b) == "null" {
 		return nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(b))
-	dec.DisallowUnknownFields() // the table's strictness holds inside the list too
 	var groups []podGroup
-	if err := dec.Decode(&groups); err != nil {
+	if err := UnmarshalStrict(b, &groups); err != nil { // the table's strictness holds inside the list too
 		return fmt.Errorf("pods: %w", err)
 	}
 	n := 0

@@ -54,7 +54,7 @@ func TestPodListDecoding(t *testing.T) {
 		{name: "single-pod form", in: `[{"ip":"10.0.0.2","namespace":"a","name":"p","serviceAccount":"s","node":"n","workload":"Deployment/d"},{"ip":"10.0.0.1","namespace":"a","name":"q","serviceAccount":"s"}]`,
 			want: PodList{{IP: "10.0.0.1", Namespace: "a", Name: "q", ServiceAccount: "s", Workload: "Pod/q"}, {IP: "10.0.0.2", Namespace: "a", Name: "p", ServiceAccount: "s", Node: "n", Workload: "Deployment/d"}}},
 		{name: "null", in: `null`},
-		{name: "unknown field", in: `[{"namespace":"a","serviceAccount":"s","ips":["10.0.0.1"],"names":["p"],"zone":"z"}]`, err: `unknown field "zone"`},
+		{name: "unknown field", in: `[{"namespace":"a","serviceAccount":"s","ips":["10.0.0.1"],"names":["p"],"zone":"z"}]`, err: `unknown object member name "zone"`},
 		{name: "lengths differ", in: `[{"namespace":"a","serviceAccount":"s","ips":["10.0.0.1","10.0.0.2"],"names":["p"]}]`, err: "2 ips and 1 names"},
 		{name: "both forms", in: `[{"namespace":"a","serviceAccount":"s","ip":"10.0.0.3","ips":["10.0.0.1"],"names":["p"]}]`, err: "both ip/name and ips/names"},
 		{name: "empty group", in: `[{"namespace":"a","serviceAccount":"s"}]`, err: "no ip"},
@@ -82,7 +82,7 @@ func TestPodListDecoding(t *testing.T) {
 // the pod groups.
 func TestDecodeKeepsPodsStrict(t *testing.T) {
 	_, err := Decode([]byte(`{"schema":1,"pods":[{"namespace":"a","serviceAccount":"s","ips":["10.0.0.1"],"names":["p"],"admin":true}]}`))
-	if err == nil || !strings.Contains(err.Error(), `unknown field "admin"`) {
+	if err == nil || !strings.Contains(err.Error(), `unknown object member name "admin"`) {
 		t.Fatalf("Decode = %v, want an unknown field error", err)
 	}
 }
