@@ -41,6 +41,9 @@ type ClientOptions struct {
 	Backoff wait.Backoff
 	// Logger receives poll failures and rejected tables; nil discards them.
 	Logger *slog.Logger
+	// Decoded, if set, is told how long each received table took to
+	// decode (a delta: to rebuild into a whole table), failed or not.
+	Decoded func(time.Duration)
 }
 
 // ClientStatus is a Client's view of its progress.
@@ -204,6 +207,10 @@ func (c *Client) poll(ctx context.Context) (*table.Table, error) {
 		return nil, fmt.Errorf("read table: %w", err)
 	}
 	var t *table.Table
+	if c.opts.Decoded != nil {
+		start := time.Now()
+		defer func() { c.opts.Decoded(time.Since(start)) }()
+	}
 	if hb := resp.Header.Get(HeaderBase); hb != "" {
 		if base == nil {
 			return nil, fmt.Errorf("controller sent a delta against version %s, which this client did not offer", hb)

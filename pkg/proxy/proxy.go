@@ -154,7 +154,9 @@ func (p *Proxy) Apply(t *table.Table) error {
 // applyEncoded decodes a table and applies it; an undecodable table counts
 // as a rejected reload too.
 func (p *Proxy) applyEncoded(b []byte) error {
+	start := time.Now()
 	t, err := table.Decode(b)
+	p.metrics.decode.Observe(time.Since(start).Seconds())
 	if err != nil {
 		p.metrics.errors.Inc()
 		return err
@@ -221,6 +223,7 @@ type runnerMetrics struct {
 	reloads     prometheus.Counter
 	errors      prometheus.Counter
 	duration    prometheus.Histogram
+	decode      prometheus.Histogram
 	lastSuccess prometheus.Gauge
 }
 
@@ -239,11 +242,15 @@ func newRunnerMetrics(reg prometheus.Registerer) *runnerMetrics {
 			Name: "nodemesh_proxy_reload_duration_seconds", Help: "Time to validate and apply a routing table.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
 		}),
+		decode: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "nodemesh_proxy_table_decode_duration_seconds", Help: "Time to decode a received routing table (a whole table, or a delta into a whole table), before it is validated and applied.",
+			Buckets: []float64{.0001, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1},
+		}),
 		lastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "nodemesh_proxy_last_reload_success_timestamp_seconds", Help: "Unix time of the latest applied table.",
 		}),
 	}
-	reg.MustRegister(m.version, m.reloads, m.errors, m.duration, m.lastSuccess)
+	reg.MustRegister(m.version, m.reloads, m.errors, m.duration, m.decode, m.lastSuccess)
 	return m
 }
 

@@ -13,7 +13,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/nodemesh/nodemesh/pkg/distribution"
 	"github.com/nodemesh/nodemesh/pkg/table"
@@ -267,6 +269,20 @@ func TestRunFromTableFile(t *testing.T) {
 		!strings.Contains(body, `nodemesh_proxy_http_requests_total{code="200",method="GET",namespace="shop",service="web"}`) {
 		t.Fatalf("/metrics lacks the reload or request metrics:\n%s", body)
 	}
+	// Two tables and the garbage were decoded, and timed.
+	if n := sampleCount(t, p.metrics.decode); n < 3 {
+		t.Errorf("decode duration has %d samples, want at least 3", n)
+	}
+}
+
+// sampleCount is the number of observations of a histogram.
+func sampleCount(t *testing.T, h prometheus.Histogram) uint64 {
+	t.Helper()
+	var m dto.Metric
+	if err := h.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetHistogram().GetSampleCount()
 }
 
 func TestRunFromController(t *testing.T) {
@@ -293,6 +309,9 @@ func TestRunFromController(t *testing.T) {
 	})
 	if got := testutil.ToFloat64(p.metrics.version); got != 101 {
 		t.Errorf("table version gauge = %v, want 101", got)
+	}
+	if n := sampleCount(t, p.metrics.decode); n < 2 {
+		t.Errorf("decode duration has %d samples, want one per table received (2)", n)
 	}
 }
 

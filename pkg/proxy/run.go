@@ -141,6 +141,9 @@ func (p *Proxy) runSource(ctx context.Context) error {
 		Node:   p.cfg.NodeName(),
 		Wait:   p.cfg.WatchWait,
 		Logger: p.log.With("source", "controller"),
+		Decoded: func(d time.Duration) {
+			p.metrics.decode.Observe(d.Seconds())
+		},
 	})
 	if err != nil {
 		return err

@@ -415,10 +415,15 @@ idle_close() {
 }
 
 # run_large REP: RSS with 1,000 HTTP services and 10,000 endpoints loaded
-# (idle, then after a throughput run as for the small table), and the time of a reload in which every route changed, from the proxy's
-# nodemesh_proxy_reload_duration_seconds (validate + apply).
+# (idle, then after a throughput run as for the small table), and the time of
+# LARGE_RELOADS reloads in each of which every endpoint changed: the
+# proxy's own nodemesh_proxy_table_decode_duration_seconds (decoding the
+# file) and nodemesh_proxy_reload_duration_seconds (validate + apply) for
+# each. A reload's record has the key REP*10+i, so that each reload is one
+# sample of the figure.
+LARGE_RELOADS=${BENCH_LARGE_RELOADS:-5}
 run_large() {
-	local rep=$1 pid sum0 count0 sum1 count1
+	local rep=$1 pid a0 a1 d0 d1 c0 c1 i v
 	"$BIN/gentable" -http-port $NM_HTTP -http-backend 127.0.0.1:$BACKEND_HTTP \
 		-services 1000 -endpoints-per-service 10 -version 1 >"$WORK/large.json"
 	start nodemesh-large "$BIN/nodemesh" proxy --table-file="$WORK/large.json" --listen-address=127.0.0.1 \
@@ -436,23 +441,31 @@ run_large() {
 	# The same throughput run as the small table's RSS figure.
 	timeout $((DURATION + 30)) taskset -c 1 wrk -t1 -c50 -d"${DURATION}s" "http://127.0.0.1:$NM_HTTP/" >/dev/null
 	record large "$rep" rss_mib "$(rss_mib "$pid")"
-	sum0=$(metric nodemesh_proxy_reload_duration_seconds_sum)
-	count0=$(metric nodemesh_proxy_reload_duration_seconds_count)
-	"$BIN/gentable" -http-port $NM_HTTP -http-backend 127.0.0.1:$BACKEND_HTTP \
-		-services 1000 -endpoints-per-service 10 -endpoint-offset 1 -version 2 >"$WORK/large.json.new"
-	mv "$WORK/large.json.new" "$WORK/large.json"
-	for _ in $(seq 200); do
-		[ "$(metric nodemesh_proxy_table_version)" = 2 ] && break
-		sleep 0.05
+	for i in $(seq "$LARGE_RELOADS"); do
+		v=$((i + 1))
+		a0=$(metric nodemesh_proxy_reload_duration_seconds_sum)
+		c0=$(metric nodemesh_proxy_reload_duration_seconds_count)
+		d0=$(metric nodemesh_proxy_table_decode_duration_seconds_sum)
+		# Every endpoint moves: offsets alternate 1, 0, 1, ...
+		"$BIN/gentable" -http-port $NM_HTTP -http-backend 127.0.0.1:$BACKEND_HTTP \
+			-services 1000 -endpoints-per-service 10 -endpoint-offset $((i % 2)) -version "$v" >"$WORK/large.json.new"
+		mv "$WORK/large.json.new" "$WORK/large.json"
+		for _ in $(seq 200); do
+			[ "$(metric nodemesh_proxy_table_version)" = "$v" ] && break
+			sleep 0.05
+		done
+		a1=$(metric nodemesh_proxy_reload_duration_seconds_sum)
+		c1=$(metric nodemesh_proxy_reload_duration_seconds_count)
+		d1=$(metric nodemesh_proxy_table_decode_duration_seconds_sum)
+		if [ "$c1" = "$((c0 + 1))" ]; then
+			record large "$((rep * 10 + i))" reload_ms "$(awk -v a="$a0" -v b="$a1" 'BEGIN {printf "%.2f", (b - a) * 1000}')"
+			record large "$((rep * 10 + i))" decode_ms "$(awk -v a="$d0" -v b="$d1" 'BEGIN {printf "%.2f", (b - a) * 1000}')"
+			record large "$((rep * 10 + i))" reload_total_ms "$(awk -v a0="$a0" -v a1="$a1" -v d0="$d0" -v d1="$d1" 'BEGIN {printf "%.2f", (a1 - a0 + d1 - d0) * 1000}')"
+		else
+			log "large table: reload $i: $((c1 - c0)) reloads seen, want 1"
+		fi
+		sleep 1
 	done
-	sum1=$(metric nodemesh_proxy_reload_duration_seconds_sum)
-	count1=$(metric nodemesh_proxy_reload_duration_seconds_count)
-	if [ "$count1" != "$count0" ]; then
-		record large "$rep" reload_ms "$(awk -v a="$sum0" -v b="$sum1" -v c="$count0" -v d="$count1" 'BEGIN {printf "%.2f", (b - a) * 1000 / (d - c)}')"
-	else
-		log "large table: no reload seen"
-	fi
-	sleep 1
 	record large "$rep" rss_after_reload_mib "$(rss_mib "$pid")"
 	stop "$pid"
 }

@@ -338,7 +338,9 @@ func largeTable(w *bufio.Writer, d data) {
 	fmt.Fprintf(w, "| proxy RSS with the large table loaded, idle, MiB | %s |\n", d.stat("large", "rss_idle_mib").format(1))
 	fmt.Fprintf(w, "| proxy RSS with the large table loaded, after a throughput run, MiB | %s |\n", d.stat("large", "rss_mib").format(1))
 	fmt.Fprintf(w, "| proxy RSS 1 s after a reload, MiB | %s |\n", d.stat("large", "rss_after_reload_mib").format(1))
-	fmt.Fprintf(w, "| reload in which every route changed (validate + apply, nodemesh_proxy_reload_duration_seconds), ms | %s |\n", d.stat("large", "reload_ms").format(1))
+	fmt.Fprintf(w, "| reload in which every endpoint changed: decoding the file (nodemesh_proxy_table_decode_duration_seconds), ms | %s |\n", d.stat("large", "decode_ms").format(1))
+	fmt.Fprintf(w, "| the same reload: validate + apply (nodemesh_proxy_reload_duration_seconds), ms | %s |\n", d.stat("large", "reload_ms").format(1))
+	fmt.Fprintf(w, "| the same reload, decode + validate + apply, ms | %s |\n", d.stat("large", "reload_total_ms").format(1))
 	fmt.Fprintln(w)
 }
 
@@ -417,7 +419,9 @@ func targets(w *bufio.Writer, d data) {
 	}
 	row("RSS ≤ 25 MiB, small table (after a throughput run)", d.stat("nodemesh", "rss_mib"), 1, func(v float64) bool { return v <= 25 })
 	row("RSS ≤ 50 MiB, 1,000 services / 10,000 endpoints (after a throughput run)", d.stat("large", "rss_mib"), 1, func(v float64) bool { return v <= 50 })
-	row("reload of the large table < 50 ms", d.stat("large", "reload_ms"), 1, func(v float64) bool { return v < 50 })
+	// Every reload of every repetition is a sample; the figure includes
+	// decoding the table, which a proxy must do before it can apply it.
+	row("reload of the large table < 50 ms (decode + validate + apply)", d.stat("large", "reload_total_ms"), 1, func(v float64) bool { return v < 50 })
 	row("TCP 1 MiB/conn throughput ≥ 0.8× HAProxy mode tcp", d.paired("tcp-nodemesh", "tcp-haproxy", "mib_per_sec", ratio), 2, func(v float64) bool { return v >= 0.8 })
 	if d["tcp-haproxy-splice"] != nil {
 		row("the same against HAProxy with option splice-auto", d.paired("tcp-nodemesh", "tcp-haproxy-splice", "mib_per_sec", ratio), 2, func(v float64) bool { return v >= 0.8 })
