@@ -7,7 +7,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/nodemesh/nodemesh/pkg/table"
 )
 
 // scrape returns the proxy's metrics in the text format.
@@ -91,4 +94,39 @@ func TestRetriesAreCounted(t *testing.T) {
 	}
 	waitMetric(t, p, `nodemesh_proxy_http_retries_total{namespace="shop",service="web"} 1`)
 	waitMetric(t, p, `nodemesh_proxy_http_requests_total{code="200",method="GET",namespace="shop",service="web"} 1`)
+}
+
+// TestRebuiltRouteKeepsItsServiceMetrics: a reload that rebuilds a route
+// (its endpoints changed) hands the new route the service's metrics, with
+// the series it already looked up; a service that leaves the table and
+// comes back starts afresh.
+func TestRebuiltRouteKeepsItsServiceMetrics(t *testing.T) {
+	rt := New(Options{Registerer: prometheus.NewRegistry()})
+	defer rt.Close()
+	metricsOf := func(tb *table.Table) *routeMetrics {
+		t.Helper()
+		if err := rt.Apply(tb); err != nil {
+			t.Fatal(err)
+		}
+		r := rt.current.Load().routes[routeKey{svc("web"), 80}]
+		if r == nil {
+			t.Fatal("no route for shop/web")
+		}
+		return r.metrics
+	}
+	first := metricsOf(tableOf(httpRoute("web", 80, backendOf("web", 1, "10.244.1.1:8080"))))
+	first.counter(http.MethodGet, 200)
+	rebuilt := metricsOf(tableOf(httpRoute("web", 80, backendOf("web", 1, "10.244.1.2:8080"))))
+	if rebuilt != first {
+		t.Fatal("the rebuilt route has new metrics; want the service's")
+	}
+	if p := rebuilt.counters.Load(); p == nil || len(*p) != 1 {
+		t.Errorf("the looked-up series were not kept")
+	}
+	if err := rt.Apply(tableOf(httpRoute("other", 80, backendOf("other", 1, "10.244.1.3:8080")))); err != nil {
+		t.Fatal(err)
+	}
+	if back := metricsOf(tableOf(httpRoute("web", 80, backendOf("web", 1, "10.244.1.2:8080")))); back == first {
+		t.Error("a service back in the table after leaving it kept its old metrics")
+	}
 }
