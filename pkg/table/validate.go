@@ -71,7 +71,7 @@ func (v *validator) http(routes []HTTPRoute) {
 	routeSeen := make(map[servicePort]bool, len(routes))
 	for i := range routes {
 		r := &routes[i]
-		where := fmt.Sprintf("http route %s port %d", r.Service, r.Port)
+		where := "http route " + r.Service.String() + " port " + strconv.Itoa(int(r.Port))
 		v.service(where, r.Service)
 		if !validPort(r.Port) {
 			v.addf(where, "port %d is out of range 1-65535", r.Port)

@@ -252,29 +252,43 @@ func TestSplitWeightRatio(t *testing.T) {
 	web := httpRoute("web", 80, backendOf("web-v1", 80), backendOf("web-v2", 20))
 	web8080 := httpRoute("web", 8080, backendOf("other", 1))
 	web8080.Hosts = nil
-	if err := rt.Apply(tableOf(web, web8080, httpRoute("api", 80, backendOf("api", 1)))); err != nil {
-		t.Fatal(err)
-	}
-	got := map[string]float64{}
-	mfs, _ := reg.Gather()
-	for _, mf := range mfs {
-		if mf.GetName() == "nodemesh_proxy_split_weight_ratio" {
-			for _, m := range mf.GetMetric() {
-				got[labelString(m)] = m.GetGauge().GetValue()
+	check := func(want map[string]float64) {
+		t.Helper()
+		got := map[string]float64{}
+		mfs, _ := reg.Gather()
+		for _, mf := range mfs {
+			if mf.GetName() == "nodemesh_proxy_split_weight_ratio" {
+				for _, m := range mf.GetMetric() {
+					got[labelString(m)] = m.GetGauge().GetValue()
+				}
+			}
+		}
+		if len(got) != len(want) {
+			t.Fatalf("weights %v, want %v", got, want)
+		}
+		for k, v := range want {
+			if got[k] != v {
+				t.Errorf("%s = %v, want %v", k, got[k], v)
 			}
 		}
 	}
-	want := map[string]float64{
+	if err := rt.Apply(tableOf(web, web8080, httpRoute("api", 80, backendOf("api", 1)))); err != nil {
+		t.Fatal(err)
+	}
+	check(map[string]float64{
 		"backend=web-v1,namespace=shop,service=web": 0.8,
 		"backend=web-v2,namespace=shop,service=web": 0.2,
 		"backend=api,namespace=shop,service=api":    1,
+	})
+	// A weight changes, a backend joins and one leaves, a service leaves,
+	// and a service whose weights sum to 0 has no series.
+	web = httpRoute("web", 80, backendOf("web-v1", 50), backendOf("web-v3", 50))
+	zero := httpRoute("zero", 80, backendOf("zero", 0))
+	if err := rt.Apply(tableOf(web, web8080, zero)); err != nil {
+		t.Fatal(err)
 	}
-	if len(got) != len(want) {
-		t.Fatalf("weights %v, want %v", got, want)
-	}
-	for k, v := range want {
-		if got[k] != v {
-			t.Errorf("%s = %v, want %v", k, got[k], v)
-		}
-	}
+	check(map[string]float64{
+		"backend=web-v1,namespace=shop,service=web": 0.5,
+		"backend=web-v3,namespace=shop,service=web": 0.5,
+	})
 }
