@@ -337,7 +337,7 @@ func largeTable(w *bufio.Writer, d data) {
 	fmt.Fprintln(w, "|---|---:|")
 	fmt.Fprintf(w, "| proxy RSS with the large table loaded, idle, MiB | %s |\n", d.stat("large", "rss_idle_mib").format(1))
 	fmt.Fprintf(w, "| proxy RSS with the large table loaded, after a throughput run, MiB | %s |\n", d.stat("large", "rss_mib").format(1))
-	fmt.Fprintf(w, "| proxy RSS 1 s after a reload, MiB | %s |\n", d.stat("large", "rss_after_reload_mib").format(1))
+	fmt.Fprintf(w, "| proxy RSS 1 s after the last of the reloads below, MiB | %s |\n", d.stat("large", "rss_after_reload_mib").format(1))
 	fmt.Fprintf(w, "| reload in which every endpoint changed: decoding the file (nodemesh_proxy_table_decode_duration_seconds), ms | %s |\n", d.stat("large", "decode_ms").format(1))
 	fmt.Fprintf(w, "| the same reload: validate + apply (nodemesh_proxy_reload_duration_seconds), ms | %s |\n", d.stat("large", "reload_ms").format(1))
 	fmt.Fprintf(w, "| the same reload, decode + validate + apply, ms | %s |\n", d.stat("large", "reload_total_ms").format(1))
