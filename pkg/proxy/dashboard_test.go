@@ -118,6 +118,19 @@ func proxyFamilies(t *testing.T) map[string]string {
 	if w.Code != http.StatusForbidden {
 		t.Fatalf("a request from no known pod with access control on: %d", w.Code)
 	}
+	// A request the route serves, for the series that exist only once a
+	// service has had traffic (its duration histogram); nothing should
+	// listen on the endpoint (the discard port), so it is answered 502.
+	open := *tb
+	open.Version, open.ACL = 2, false
+	if err := p.Apply(&open); err != nil {
+		t.Fatal(err)
+	}
+	w = httptest.NewRecorder()
+	p.HTTPHandler().ServeHTTP(w, httptest.NewRequest(http.MethodGet, "http://web.shop.mesh/", nil))
+	if w.Code == http.StatusForbidden {
+		t.Fatalf("a request with access control off: %d", w.Code)
+	}
 	mfs, err := p.Registry().Gather()
 	if err != nil {
 		t.Fatal(err)

@@ -75,12 +75,15 @@ func methodIndex(m string) uint32 {
 }
 
 // routeMetrics are one service's pre-resolved series, so the hot path does
-// no label hashing: the histogram once per route, and each (method, code)
-// counter once on first sight.
+// no label hashing: the histogram and each (method, code) counter are
+// looked up once, on first sight. A service that takes no traffic through
+// this proxy has no series: with 1,000 services in the table, their idle
+// histograms were 15,000 of /metrics' 17,000 lines (1.8 MB a scrape) and
+// 1.7 MB of the heap every collection marks.
 type routeMetrics struct {
 	m        *metrics
 	svc      table.ServiceRef
-	duration prometheus.Observer
+	duration atomic.Pointer[observer]
 	counters atomic.Pointer[[]codeCounter] // copy on write; read without locks
 	mu       sync.Mutex
 	edge     *edgeService // edge metrics and access log; nil when off
@@ -91,8 +94,22 @@ type codeCounter struct {
 	c   prometheus.Counter
 }
 
+type observer struct{ prometheus.Observer }
+
 func newRouteMetrics(m *metrics, svc table.ServiceRef) *routeMetrics {
-	return &routeMetrics{m: m, svc: svc, duration: m.duration.WithLabelValues(svc.Namespace, svc.Name), edge: m.edges.forService(svc)}
+	return &routeMetrics{m: m, svc: svc, edge: m.edges.forService(svc)}
+}
+
+// observe records a request's duration in the service's histogram.
+func (rm *routeMetrics) observe(seconds float64) {
+	o := rm.duration.Load()
+	if o == nil {
+		// Two first requests at once both look it up: WithLabelValues
+		// gives both the same child.
+		o = &observer{rm.m.duration.WithLabelValues(rm.svc.Namespace, rm.svc.Name)}
+		rm.duration.Store(o)
+	}
+	o.Observe(seconds)
 }
 
 func (rm *routeMetrics) counter(method string, code int) prometheus.Counter {
@@ -132,7 +149,7 @@ func (rm *routeMetrics) instrument(next http.Handler) http.Handler {
 		code := sw.status()
 		d := time.Since(start)
 		rm.counter(r.Method, code).Inc()
-		rm.duration.Observe(d.Seconds())
+		rm.observe(d.Seconds())
 		rm.edge.done(r, mark, code, sw.bytes, start, d)
 		putStatusWriter(sw)
 	})

@@ -54,6 +54,10 @@ func TestMetrics(t *testing.T) {
 		httpRoute("web", 80, backendOf("web", 1, addr(web.srv))),
 		httpRoute("api", 80, backendOf("api", 1, addr(api.srv))),
 	))
+	// A service has series once it has had traffic, not before.
+	if s := p.scrape(t); strings.Contains(s, "nodemesh_proxy_http_request") {
+		t.Errorf("request series before any request:\n%s", s)
+	}
 	for i := 0; i < 3; i++ {
 		p.get(t, "web.shop.mesh", "/")
 	}
