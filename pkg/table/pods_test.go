@@ -58,7 +58,7 @@ func TestPodListDecoding(t *testing.T) {
 		{name: "lengths differ", in: `[{"namespace":"a","serviceAccount":"s","ips":["10.0.0.1","10.0.0.2"],"names":["p"]}]`, err: "2 ips and 1 names"},
 		{name: "both forms", in: `[{"namespace":"a","serviceAccount":"s","ip":"10.0.0.3","ips":["10.0.0.1"],"names":["p"]}]`, err: "both ip/name and ips/names"},
 		{name: "empty group", in: `[{"namespace":"a","serviceAccount":"s"}]`, err: "no ip"},
-		{name: "not a list", in: `{"ip":"10.0.0.1"}`, err: "cannot unmarshal"},
+		{name: "not a list", in: `{"ip":"10.0.0.1"}`, err: "unmarshal JSON object into Go []table.podGroup"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
