@@ -54,11 +54,6 @@ type hostPort struct {
 	port int32
 }
 
-type servicePort struct {
-	svc  ServiceRef
-	port int32
-}
-
 func (v *validator) http(routes []HTTPRoute) {
 	// Sized up front: a table of 1,000 services would otherwise regrow
 	// them several times on every reload (BenchmarkReloadLargeTable).
@@ -68,7 +63,7 @@ func (v *validator) http(routes []HTTPRoute) {
 	}
 	owner := make(map[hostPort]string, hosts) // (host, port) -> route that serves it
 	defaults := map[string]string{}           // host -> route that is its DefaultPort
-	routeSeen := make(map[servicePort]bool, len(routes))
+	routeSeen := make(map[routeKey]bool, len(routes))
 	for i := range routes {
 		r := &routes[i]
 		where := "http route " + r.Service.String() + " port " + strconv.Itoa(int(r.Port))
@@ -76,7 +71,7 @@ func (v *validator) http(routes []HTTPRoute) {
 		if !validPort(r.Port) {
 			v.addf(where, "port %d is out of range 1-65535", r.Port)
 		}
-		sp := servicePort{r.Service, r.Port}
+		sp := routeKey{r.Service, r.Port}
 		if routeSeen[sp] {
 			v.addf(where, "duplicate route: the service port appears twice")
 		}
