@@ -21,6 +21,7 @@
 # table), BENCH_THROUGHPUT (1; 0 skips the HTTP throughput stage),
 # BENCH_IDLE_CONFIGS (nodemesh haproxy nginx oxy-pool),
 # BENCH_IDLE_CONNS (2000 idle keep-alive clients over the first 500),
+# BENCH_LARGE_RELOADS (5 reloads of the large table per repetition, at most 99),
 # BENCH_OUT (integration/bench/results), BENCH_KEEP (1: keep logs in /tmp),
 # BENCH_COMMIT (the commit named in the result),
 # NODEMESH_BIN (built here if unset).
@@ -356,10 +357,10 @@ run_tcp() {
 # metric NAME [ADMIN_PORT]: the value of an unlabelled metric of the
 # nodemesh proxy.
 metric() {
-	curl -sf --max-time 5 "http://127.0.0.1:${2:-$NM_ADMIN}/metrics" | awk -v n="$1" '$1 == n {print $2}'
+	curl -sf --max-time 5 "http://127.0.0.1:${2:-$NM_ADMIN}/metrics" | scraped - "$1"
 }
 
-# scraped FILE NAME: the value of metric NAME in a saved scrape.
+# scraped FILE NAME: the value of metric NAME in a saved scrape (- for stdin).
 scraped() { awk -v n="$2" '$1 == n {print $2}' "$1"; }
 
 # run_idle CONFIG REP: what idle keep-alive clients cost the proxy. A
@@ -422,7 +423,7 @@ idle_close() {
 # LARGE_RELOADS reloads in each of which every endpoint changed: the
 # proxy's own nodemesh_proxy_table_decode_duration_seconds (decoding the
 # file) and nodemesh_proxy_reload_duration_seconds (validate + apply) for
-# each. A reload's record has the key REP*10+i, so that each reload is one
+# each. A reload's record has the key REP*100+i, so that each reload is one
 # sample of the figure.
 LARGE_RELOADS=${BENCH_LARGE_RELOADS:-5}
 run_large() {
@@ -446,9 +447,9 @@ run_large() {
 	record large "$rep" rss_mib "$(rss_mib "$pid")"
 	for i in $(seq "$LARGE_RELOADS"); do
 		v=$((i + 1))
-		# One scrape before and one after: with this table /metrics is
-		# 1.8 MB and costs the proxy's core tens of milliseconds, so the
-		# wait below watches the proxy's log, not its metrics.
+		# One scrape before and one after, none while the reload runs: the
+		# wait below watches the proxy's log, so that it costs the proxy
+		# nothing (a scrape of this table costs it 8-10 ms of its core).
 		curl -sf --max-time 5 "http://127.0.0.1:$NM_ADMIN/metrics" >"$WORK/m0"
 		a0=$(scraped "$WORK/m0" nodemesh_proxy_reload_duration_seconds_sum)
 		c0=$(scraped "$WORK/m0" nodemesh_proxy_reload_duration_seconds_count)
@@ -467,9 +468,9 @@ run_large() {
 		c1=$(scraped "$WORK/m1" nodemesh_proxy_reload_duration_seconds_count)
 		d1=$(scraped "$WORK/m1" nodemesh_proxy_table_decode_duration_seconds_sum)
 		if [ "$c1" = "$((c0 + 1))" ]; then
-			record large "$((rep * 10 + i))" reload_ms "$(awk -v a="$a0" -v b="$a1" 'BEGIN {printf "%.2f", (b - a) * 1000}')"
-			record large "$((rep * 10 + i))" decode_ms "$(awk -v a="$d0" -v b="$d1" 'BEGIN {printf "%.2f", (b - a) * 1000}')"
-			record large "$((rep * 10 + i))" reload_total_ms "$(awk -v a0="$a0" -v a1="$a1" -v d0="$d0" -v d1="$d1" 'BEGIN {printf "%.2f", (a1 - a0 + d1 - d0) * 1000}')"
+			record large "$((rep * 100 + i))" reload_ms "$(awk -v a="$a0" -v b="$a1" 'BEGIN {printf "%.2f", (b - a) * 1000}')"
+			record large "$((rep * 100 + i))" decode_ms "$(awk -v a="$d0" -v b="$d1" 'BEGIN {printf "%.2f", (b - a) * 1000}')"
+			record large "$((rep * 100 + i))" reload_total_ms "$(awk -v a0="$a0" -v a1="$a1" -v d0="$d0" -v d1="$d1" 'BEGIN {printf "%.2f", (a1 - a0 + d1 - d0) * 1000}')"
 		else
 			log "large table: reload $i: $((c1 - c0)) reloads seen, want 1"
 		fi
